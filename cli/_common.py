@@ -1,0 +1,101 @@
+"""What every command shares: --config TOML merging, errors, the resolved-config file.
+
+Precedence: option defaults < ``--config FILE.toml`` (keys are the option names, with dashes or
+underscores) < flags given on the command line.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import click
+import typer
+
+from lt_bench.errors import LTBenchError
+from lt_bench.io import write_text
+
+CONFIG_HELP = "TOML file whose keys are this command's option names; flags given on the command line win."
+SEED_HELP = "Random seed (same seed, same result on CPU)."
+DEVICE_HELP = "auto, cpu or cuda[:N]."
+
+# Typer Option factories, so every command spells the shared options the same way.
+def config_option():
+    return typer.Option(None, "--config", help=CONFIG_HELP, exists=False, dir_okay=False)
+
+
+def seed_option(default: int = 0):
+    return typer.Option(default, "--seed", help=SEED_HELP)
+
+
+def device_option():
+    return typer.Option("auto", "--device", help=DEVICE_HELP)
+
+
+def resolve_options(ctx: typer.Context, config: Path | None) -> dict[str, Any]:
+    """Return the command's parameters with ``--config`` values filled in where no flag was given.
+
+    Unknown keys in the file are an error naming them.
+    """
+    params = dict(ctx.params)
+    if config is None:
+        return params
+    config = Path(config)
+    if not config.is_file():
+        raise LTBenchError(f"config file {config} does not exist")
+    try:
+        data = tomllib.loads(config.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise LTBenchError(f"config file {config} is not valid TOML: {e}") from None
+    by_name = {p.name: p for p in ctx.command.params if p.name}
+    for key, value in data.items():
+        name = key.replace("-", "_")
+        if name not in by_name or name == "config":
+            known = ", ".join(sorted(n.replace("_", "-") for n in by_name if n != "config"))
+            raise LTBenchError(f"unknown key {key!r} in {config}; `ltbench {ctx.command.name}` takes: {known}")
+        if ctx.get_parameter_source(name) in (click.core.ParameterSource.DEFAULT,
+                                              click.core.ParameterSource.DEFAULT_MAP):
+            param = by_name[name]
+            try:
+                params[name] = param.type_cast_value(ctx, value)
+            except click.BadParameter as e:
+                raise LTBenchError(f"{config}: key {key!r}: {e.message}") from None
+    return params
+
+
+def to_toml(d: dict[str, Any]) -> str:
+    """A flat dict as TOML (values: str, bool, int, float, lists of those, None skipped)."""
+    lines = []
+    for k, v in d.items():
+        if v is None:
+            continue
+        if isinstance(v, Path):
+            v = str(v)
+        if hasattr(v, "value") and not isinstance(v, (int, float, str)):  # enums
+            v = v.value
+        lines.append(f"{k.replace('_', '-')} = {_toml_value(v)}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return json.dumps(str(v))
+
+
+def write_resolved_config(out: Path, params: dict[str, Any], command: str) -> Path:
+    """Write the resolved options beside ``out``: ``RUN_DIR/config.toml`` or ``FILE.config.toml``.
+
+    The file is itself a valid ``--config`` for the same command.
+    """
+    out = Path(out)
+    target = out / "config.toml" if out.is_dir() else out.with_name(out.name + ".config.toml")
+    params = {k: v for k, v in params.items() if k != "config"}
+    write_text(target, f"# resolved options of `ltbench {command}`; reuse with --config\n" + to_toml(params))
+    return target

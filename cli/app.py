@@ -1,0 +1,62 @@
+"""`ltbench`: the Typer app. Thin: parse, call the library, render with rich."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+import typer
+
+from lt_bench.errors import LTBenchError
+from lt_bench.log import setup_logging
+
+from .commands import adapt, datasets, demo, eval as eval_cmd, extract, finetune, report, reproduce
+
+app = typer.Typer(
+    name="ltbench",
+    help="Long-tailed recognition with CLIP: finetune once, extract features once, "
+         "then train and evaluate every head on the cache in seconds.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+app.command("datasets")(datasets.datasets)
+app.command("finetune")(finetune.finetune)
+app.command("extract")(extract.extract)
+app.command("adapt")(adapt.adapt)
+app.command("eval")(eval_cmd.eval_)
+app.command("report")(report.report)
+app.command("reproduce")(reproduce.reproduce)
+app.command("demo")(demo.demo)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: exit 0 on success, 2 on a usage error, 1 on a runtime error (one line)."""
+    setup_logging()
+    command = typer.main.get_command(app)
+    try:
+        rv = command.main(args=argv, prog_name="ltbench", standalone_mode=False)
+    except click.exceptions.UsageError as e:
+        e.show()
+        sys.exit(2)
+    except click.exceptions.Abort:
+        print("ltbench: aborted", file=sys.stderr)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except LTBenchError as e:
+        print(f"ltbench: error: {e}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("ltbench: interrupted", file=sys.stderr)
+        sys.exit(130)
+    if os.environ.get("LTBENCH_DEBUG_RV"):
+        print(rv, file=sys.stderr)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,11 @@
+"""`ltbench datasets`."""
+
+from __future__ import annotations
+
+import typer
+
+
+def datasets() -> None:
+    """(coming: see the open issues) Not implemented yet."""
+    typer.echo("ltbench datasets: not implemented yet; it comes with a later change", err=True)
+    raise typer.Exit(1)

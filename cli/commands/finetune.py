@@ -1,0 +1,11 @@
+"""`ltbench finetune`."""
+
+from __future__ import annotations
+
+import typer
+
+
+def finetune() -> None:
+    """(coming: see the open issues) Not implemented yet."""
+    typer.echo("ltbench finetune: not implemented yet; it comes with a later change", err=True)
+    raise typer.Exit(1)

@@ -1,0 +1,11 @@
+"""`ltbench report`."""
+
+from __future__ import annotations
+
+import typer
+
+
+def report() -> None:
+    """(coming: see the open issues) Not implemented yet."""
+    typer.echo("ltbench report: not implemented yet; it comes with a later change", err=True)
+    raise typer.Exit(1)

@@ -1,0 +1,11 @@
+"""`ltbench reproduce`."""
+
+from __future__ import annotations
+
+import typer
+
+
+def reproduce() -> None:
+    """(coming: see the open issues) Not implemented yet."""
+    typer.echo("ltbench reproduce: not implemented yet; it comes with a later change", err=True)
+    raise typer.Exit(1)

@@ -1,0 +1,237 @@
+"""The feature cache: HDF5, format version 1 (DESIGN.md; a contract).
+
+```
+/                      attrs: format, format_version, model, pretrained, checkpoint_sha256,
+                       dataset, num_classes, embed_dim, normalized, lt_bench_version,
+                       created, config (JSON)
+/classes/names         (C,)      utf-8        /classes/train_counts (C,) int64
+/text/templates        (T,)      utf-8        /text/features (T, C, D) float32
+/text/classifier       (C, D)    float32 normalised mean over templates
+/<split>/features      (N, D)    float16 center view, L2-normalised
+/<split>/aug_features  (N, V, D) float16 optional augmented views
+/<split>/labels (N,) int64       /<split>/paths (N,) utf-8
+/<split>/skipped_paths (K,) utf-8, optional: images left out by --skip-bad
+/<split> attrs: n_done, complete
+```
+
+``FeatureCache`` is the one reader every later command uses: it validates format, version and
+attributes on open, and refuses an incomplete split when asked for its rows.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .. import __version__
+from ..errors import CacheError
+from ..io import atomic_path
+from ..provenance import now_iso
+
+FORMAT = "lt_bench.features"
+FORMAT_VERSION = 1
+SPLITS = ("train", "val", "test")
+REQUIRED_ATTRS = ("format", "format_version", "model", "pretrained", "checkpoint_sha256", "dataset",
+                  "num_classes", "embed_dim", "normalized", "lt_bench_version", "created", "config")
+# What must agree between a cache and anything trained on another cache (a head, a result).
+IDENTITY_KEYS = ("model", "pretrained", "checkpoint_sha256", "dataset", "num_classes", "embed_dim")
+STR = h5py.string_dtype("utf-8")
+
+
+def partial_path(path: str | Path) -> Path:
+    """Where an unfinished extraction of ``path`` lives until it completes."""
+    path = Path(path)
+    return path.with_name(path.name + ".partial")
+
+
+def _strings(ds) -> list[str]:
+    return [s.decode("utf-8") if isinstance(s, bytes) else str(s) for s in ds[()]]
+
+
+class FeatureCache:
+    """Read-only view of a validated cache. Arrays are loaded on demand, as float32 for features.
+
+    Args:
+        path: the ``.h5`` file.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.exists():
+            part = partial_path(self.path)
+            if part.exists():
+                raise CacheError(f"cache {self.path} is incomplete (extraction killed or still running): "
+                                 "rerun the same `ltbench extract` command to finish it")
+            raise CacheError(f"no feature cache at {self.path}: run `ltbench extract ... --out {self.path}` first")
+        try:
+            self._h5 = h5py.File(self.path, "r")
+        except OSError as e:
+            raise CacheError(f"{self.path} is not an HDF5 file ({e}); give a cache written by `ltbench extract`") from None
+        a = self._h5.attrs
+        if a.get("format") != FORMAT:
+            raise CacheError(f"{self.path} is not an lt_bench feature cache (format={a.get('format')!r})")
+        version = int(a.get("format_version", -1))
+        if version != FORMAT_VERSION:
+            raise CacheError(f"{self.path} has cache format version {version}; this lt_bench "
+                             f"({__version__}) reads version {FORMAT_VERSION}: re-extract it")
+        missing = [k for k in REQUIRED_ATTRS if k not in a]
+        if missing:
+            raise CacheError(f"{self.path} lacks attributes {', '.join(missing)}: re-extract it")
+        self.attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in a.items()}
+        self.attrs["normalized"] = bool(self.attrs["normalized"])
+        self.config = json.loads(self.attrs["config"])
+        self.num_classes = int(self.attrs["num_classes"])
+        self.embed_dim = int(self.attrs["embed_dim"])
+        self.classnames = _strings(self._h5["classes/names"])
+        self.train_counts = self._h5["classes/train_counts"][()].astype(np.int64)
+        if len(self.classnames) != self.num_classes or len(self.train_counts) != self.num_classes:
+            raise CacheError(f"{self.path}: num_classes={self.num_classes} but {len(self.classnames)} names "
+                             f"and {len(self.train_counts)} train counts")
+
+    # -- context manager -------------------------------------------------------------------
+    def close(self) -> None:
+        self._h5.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- text side ---------------------------------------------------------------------------
+    @property
+    def templates(self) -> list[str]:
+        return _strings(self._h5["text/templates"])
+
+    @property
+    def text_features(self) -> np.ndarray:
+        return self._h5["text/features"][()].astype(np.float32)
+
+    @property
+    def text_classifier(self) -> np.ndarray:
+        return self._h5["text/classifier"][()].astype(np.float32)
+
+    # -- image side --------------------------------------------------------------------------
+    @property
+    def splits(self) -> list[str]:
+        """Splits present in the file, complete or not."""
+        return [s for s in SPLITS if s in self._h5]
+
+    def is_complete(self, split: str) -> bool:
+        return split in self._h5 and bool(self._h5[split].attrs.get("complete", False))
+
+    def _group(self, split: str) -> h5py.Group:
+        if split not in self._h5:
+            have = ", ".join(self.splits) or "none"
+            raise CacheError(f"cache {self.path} holds no {split!r} split (it has: {have}); "
+                             f"extract it with `--splits {split}`")
+        g = self._h5[split]
+        if not g.attrs.get("complete", False):
+            raise CacheError(f"split {split!r} of {self.path} is incomplete ({int(g.attrs.get('n_done', 0))} rows "
+                             "done): rerun the same `ltbench extract` command to finish it")
+        return g
+
+    def __len__(self) -> int:  # pragma: no cover - convenience
+        return sum(len(self.labels(s)) for s in self.splits)
+
+    def features(self, split: str) -> np.ndarray:
+        """(N, D) float32 center-view features."""
+        return self._group(split)["features"][()].astype(np.float32)
+
+    def features_raw(self, split: str) -> h5py.Dataset:
+        """The on-disk float16 dataset, for streaming reads."""
+        return self._group(split)["features"]
+
+    def aug_features(self, split: str) -> np.ndarray | None:
+        """(N, V, D) float32 augmented views, or None when the cache has none for ``split``."""
+        g = self._group(split)
+        return g["aug_features"][()].astype(np.float32) if "aug_features" in g else None
+
+    def num_views(self, split: str) -> int:
+        g = self._group(split)
+        return int(g["aug_features"].shape[1]) if "aug_features" in g else 0
+
+    def labels(self, split: str) -> np.ndarray:
+        return self._group(split)["labels"][()].astype(np.int64)
+
+    def paths(self, split: str) -> list[str]:
+        return _strings(self._group(split)["paths"])
+
+    def skipped_paths(self, split: str) -> list[str]:
+        g = self._group(split)
+        return _strings(g["skipped_paths"]) if "skipped_paths" in g else []
+
+    # -- provenance --------------------------------------------------------------------------
+    def provenance(self) -> dict:
+        """Identity of the cache, recorded in heads and results and checked against them."""
+        p = {k: self.attrs[k] for k in IDENTITY_KEYS}
+        p.update(path=str(self.path), format_version=FORMAT_VERSION, created=self.attrs["created"],
+                 classnames_hash=classnames_hash(self.classnames))
+        return p
+
+
+def classnames_hash(names: list[str]) -> str:
+    import hashlib
+
+    return hashlib.sha256("\n".join(names).encode("utf-8")).hexdigest()[:16]
+
+
+def check_same_identity(expected: dict, actual: dict, what: str = "head") -> None:
+    """Raise CacheError naming every identity field where a head/result and a cache disagree."""
+    keys = IDENTITY_KEYS + ("classnames_hash",)
+    diffs = [f"{k}: {expected.get(k)!r} vs {actual.get(k)!r}" for k in keys
+             if k in expected and k in actual and str(expected[k]) != str(actual[k])]
+    if diffs:
+        raise CacheError(f"the {what} was made on another cache ({'; '.join(diffs)}): "
+                         f"use the cache it was trained on, or retrain it on this one")
+
+
+def root_attrs(*, model: str, pretrained: str, checkpoint_sha256: str, dataset: str, num_classes: int,
+               embed_dim: int, config: dict, normalized: bool = True, created: str | None = None) -> dict:
+    """The root attributes of a v1 cache."""
+    return dict(format=FORMAT, format_version=FORMAT_VERSION, model=model, pretrained=pretrained,
+                checkpoint_sha256=checkpoint_sha256, dataset=dataset, num_classes=int(num_classes),
+                embed_dim=int(embed_dim), normalized=bool(normalized), lt_bench_version=__version__,
+                created=created or now_iso(), config=json.dumps(config, sort_keys=True))
+
+
+def write_header(f: h5py.File, attrs: dict, classnames: list[str], train_counts, templates: list[str],
+                 text_features: np.ndarray) -> None:
+    """Write root attributes, classes and the text side (classifier = normalised template mean)."""
+    for k, v in attrs.items():
+        f.attrs[k] = v
+    f.create_dataset("classes/names", data=np.array(classnames, dtype=object), dtype=STR)
+    f.create_dataset("classes/train_counts", data=np.asarray(train_counts, dtype=np.int64))
+    tf = np.asarray(text_features, dtype=np.float32)
+    f.create_dataset("text/templates", data=np.array(templates, dtype=object), dtype=STR)
+    f.create_dataset("text/features", data=tf)
+    mean = tf.mean(axis=0)
+    f.create_dataset("text/classifier", data=mean / np.linalg.norm(mean, axis=-1, keepdims=True))
+
+
+def write_cache(path: str | Path, *, attrs: dict, classnames: list[str], train_counts, templates: list[str],
+                text_features: np.ndarray, splits: dict[str, dict]) -> Path:
+    """Write a whole cache at once, atomically (tests, benchmarks, converted features).
+
+    ``splits[name]`` holds ``features`` (N, D), ``labels`` (N,), optional ``paths`` and
+    ``aug_features`` (N, V, D). Features are stored as given (normalise first if
+    ``attrs['normalized']``).
+    """
+    path = Path(path)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        write_header(f, attrs, classnames, train_counts, templates, text_features)
+        for name, s in splits.items():
+            n = len(s["labels"])
+            g = f.create_group(name)
+            g.create_dataset("features", data=np.asarray(s["features"], dtype=np.float16))
+            if s.get("aug_features") is not None:
+                g.create_dataset("aug_features", data=np.asarray(s["aug_features"], dtype=np.float16))
+            g.create_dataset("labels", data=np.asarray(s["labels"], dtype=np.int64))
+            paths = s.get("paths") or [f"{name}/{i}" for i in range(n)]
+            g.create_dataset("paths", data=np.array(paths, dtype=object), dtype=STR)
+            g.attrs["n_done"] = n
+            g.attrs["complete"] = True
+    return path

@@ -1,0 +1,31 @@
+"""Tests run offline on CPU: no hub downloads, few threads, small sizes."""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+def ltbench_cmd() -> list[str]:
+    """The real console script of this environment, for subprocess tests."""
+    exe = Path(sys.executable).with_name("ltbench")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "lt_bench_cli"]
+
+
+@pytest.fixture
+def ltbench():
+    return ltbench_cmd()
+
+
+@pytest.fixture
+def subprocess_env():
+    env = dict(os.environ)
+    env["HF_HUB_OFFLINE"] = "1"
+    env.setdefault("OMP_NUM_THREADS", "1")
+    return env
