@@ -1,0 +1,161 @@
+"""Run the benchmark suite and rewrite BENCHMARKS.md from pytest-benchmark's JSON.
+
+    python -m benchmarks.report            # full sizes: rewrites BENCHMARKS.md
+    python -m benchmarks.report --quick    # CI sizes: writes benchmarks/results/quick.{json,md}
+    python -m benchmarks.report --from-json FILE   # re-render without running
+
+Each benchmark puts ``table`` (title), ``row`` (label) and its named numbers in
+``benchmark.extra_info``; this script makes one Markdown table per title. Ratios measured in
+the same run are the figures to quote: absolute times move with the machine's load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+
+# Regression gate: ratios that must hold in every run (quick mode included). Only ratios
+# that stayed far from their limit across runs on these noisy 2-core machines are gated.
+GATES = {
+    # (table, row, key): (op, bound)
+    ("Phase B: cached features vs images through the frozen model", None, "speedup"): (">=", 100.0),
+}
+
+
+def machine() -> dict:
+    import torch
+
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "python": platform.python_version(), "platform": platform.platform()}
+
+
+def run_suite(json_path: Path, quick: bool, select: list[str]) -> int:
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    if quick:
+        env["LTBENCH_BENCH_QUICK"] = "1"
+    cmd = [sys.executable, "-m", "pytest", "benchmarks", "--benchmark-only", "-p", "no:cacheprovider",
+           f"--benchmark-json={json_path}", "-q", *select]
+    if quick:
+        cmd += ["--benchmark-min-rounds=1", "--benchmark-max-time=0.1", "--benchmark-warmup=off"]
+    print("+", " ".join(cmd), file=sys.stderr)
+    return subprocess.call(cmd, cwd=ROOT, env=env)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, bool) or v is None:
+        return "" if v is None else str(v)
+    if isinstance(v, float):
+        a = abs(v)
+        if a == 0:
+            return "0"
+        if a >= 1000:
+            return f"{v:,.0f}"
+        if a >= 10:
+            return f"{v:.1f}"
+        if a >= 0.01:
+            return f"{v:.3f}"
+        return f"{v:.2e}"
+    return str(v)
+
+
+def render(data: dict, command: str) -> str:
+    tables: dict[str, list[dict]] = defaultdict(list)
+    notes: dict[str, list[str]] = defaultdict(list)
+    for b in data["benchmarks"]:
+        info = dict(b.get("extra_info", {}))
+        title = info.pop("table", b["group"] or b["name"])
+        row = info.pop("row", b["name"])
+        note = info.pop("note", None)
+        if note and note not in notes[title]:
+            notes[title].append(note)
+        tables[title].append({"row": row, "median_s": b["stats"]["median"], "rounds": b["stats"]["rounds"], **info})
+    m = data.get("machine", {})
+    when = data.get("datetime", "")[:19].replace("T", " ")
+    out = ["# Benchmarks", "",
+           f"Produced by `{command}` on {when} UTC.", "",
+           f"Machine: {m.get('cpu', '?')}, {m.get('cores', '?')} cores, torch {m.get('torch', '?')} "
+           f"({m.get('torch_threads', '?')} threads), Python {m.get('python', '?')}, no GPU.", "",
+           "Ratios are measured in the same run; absolute times move with the machine's load. "
+           "`median_s` is pytest-benchmark's median over `rounds`.", ""]
+    for title, rows in tables.items():
+        keys = ["row", "median_s", "rounds"]
+        for r in rows:
+            keys += [k for k in r if k not in keys]
+        out += [f"## {title}", "", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+        for r in rows:
+            out.append("| " + " | ".join(_fmt(r.get(k)) for k in keys) + " |")
+        out.append("")
+        for n in notes[title]:
+            out += [n, ""]
+    gate_lines = check_gates(data)
+    if gate_lines:
+        out += ["## Regression gates", ""] + [f"- {g}" for g in gate_lines] + [""]
+    return "\n".join(out)
+
+
+def check_gates(data: dict) -> list[str]:
+    lines = []
+    for (table, row, key), (op, bound) in GATES.items():
+        for b in data["benchmarks"]:
+            info = b.get("extra_info", {})
+            if info.get("table") != table or (row and info.get("row") != row) or key not in info:
+                continue
+            v = float(info[key])
+            ok = v >= bound if op == ">=" else v <= bound
+            lines.append(f"{'PASS' if ok else 'FAIL'}: {table} / {info.get('row')}: {key} = {_fmt(v)} (needs {op} {bound})")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes, few rounds (CI)")
+    ap.add_argument("--from-json", type=Path, help="re-render an existing pytest-benchmark JSON")
+    ap.add_argument("-k", dest="select", default=None, help="pytest -k expression")
+    args = ap.parse_args(argv)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    json_path = args.from_json or RESULTS / ("quick.json" if args.quick else "full.json")
+    command = "python -m benchmarks.report" + (" --quick" if args.quick else "")
+    rc = 0
+    if not args.from_json:
+        rc = run_suite(json_path, args.quick, ["-k", args.select] if args.select else [])
+        if not json_path.exists():
+            print("benchmarks: no JSON was written (the suite failed before any benchmark ran)", file=sys.stderr)
+            return rc or 1
+    data = json.loads(json_path.read_text())
+    data["machine"] = machine()
+    md = render(data, command)
+    target = RESULTS / "quick.md" if args.quick else ROOT / "BENCHMARKS.md"
+    if args.select and not args.quick:
+        target = RESULTS / "selected.md"
+    tmp = target.with_suffix(".md.tmp")
+    tmp.write_text(md)
+    tmp.replace(target)
+    print(f"wrote {target.relative_to(ROOT)}", file=sys.stderr)
+    failed = [g for g in check_gates(data) if g.startswith("FAIL")]
+    for g in failed:
+        print(f"benchmarks: regression gate {g}", file=sys.stderr)
+    if rc:
+        print(f"benchmarks: pytest exited {rc}", file=sys.stderr)
+    return rc or (1 if failed else 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
