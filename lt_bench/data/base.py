@@ -76,6 +76,7 @@ class LTDataset:
     classnames: list[str]
     splits: dict[str, Split]
     options: dict = field(default_factory=dict)
+    location: str = ""  # where the files were read from (resolved root), for display/provenance
 
     @property
     def num_classes(self) -> int:

@@ -34,7 +34,7 @@ def _make_image(params: np.ndarray, label: int, size: int, rng: np.random.Genera
     return Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8), mode="RGB")
 
 
-@register_dataset("synthetic")
+@register_dataset("synthetic", location="generated in memory, no files")
 def load_synthetic(
     root=None,
     splits_dir=None,
