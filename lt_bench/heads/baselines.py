@@ -1,0 +1,134 @@
+"""Baselines on the cache: zero-shot (text classifier), NCM and kNN through FAISS.
+
+Each baseline has ``fit(train_features, train_labels)`` and ``logits(features) -> (N, C)``.
+Logits are cosine similarities times ``scale`` (100, CLIP's logit scale); kNN's are
+``scale * votes / k`` with ``votes[c]`` the summed similarity of the neighbours of class c.
+The scale changes no prediction, only the softmax that ECE reads.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import LTBenchError
+from ..log import get_logger
+from .faiss_backend import as_faiss_input, choose_faiss_backend, ip_index
+from .registry import register_head
+
+log = get_logger(__name__)
+
+
+def _normalize(x: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(n, 1e-12)
+
+
+class ZeroShot:
+    """CLIP zero-shot: ``scale * f @ T^T``."""
+
+    def __init__(self, text_classifier, scale: float = 100.0, **_):
+        self.t = np.asarray(text_classifier, dtype=np.float32)
+        self.scale = float(scale)
+
+    def fit(self, features=None, labels=None) -> "ZeroShot":
+        return self
+
+    def logits(self, features) -> np.ndarray:
+        f = _normalize(np.asarray(features, dtype=np.float32))
+        return self.scale * (f @ self.t.T)
+
+
+class NCM:
+    """Nearest class mean: means of normalised train features, renormalised; IndexFlatIP over them."""
+
+    def __init__(self, text_classifier, scale: float = 100.0, device: str = "auto", **_):
+        self.num_classes, self.dim = np.asarray(text_classifier).shape
+        self.scale = float(scale)
+        self.backend = choose_faiss_backend(device)
+
+    def fit(self, features, labels) -> "NCM":
+        x = _normalize(as_faiss_input(features, self.dim, "train features"))
+        labels = np.asarray(labels, dtype=np.int64)
+        sums = np.zeros((self.num_classes, self.dim), dtype=np.float64)
+        _add_rows(sums, labels, x)
+        self.means = np.ascontiguousarray(_normalize(sums).astype(np.float32))  # a class without images: zero mean
+        self.index = ip_index(self.dim, self.backend)
+        self.index.add(self.means)
+        return self
+
+    def logits(self, features, batch: int = 65536) -> np.ndarray:
+        q = _normalize(as_faiss_input(features, self.dim, "features"))
+        out = np.empty((len(q), self.num_classes), dtype=np.float32)
+        for s in range(0, len(q), batch):
+            sims, ids = self.index.search(q[s:s + batch], self.num_classes)
+            np.put_along_axis(out[s:s + batch], ids, sims, axis=1)
+        return self.scale * out
+
+
+def _add_rows(sums: np.ndarray, labels: np.ndarray, x: np.ndarray) -> None:
+    # per-class sums as one sparse-ish matmul: (C, N) one-hot @ (N, D), in chunks
+    for s in range(0, len(x), 32768):
+        lab = labels[s:s + 32768]
+        onehot = np.zeros((sums.shape[0], len(lab)), dtype=np.float32)
+        onehot[lab, np.arange(len(lab))] = 1.0
+        sums += onehot @ x[s:s + 32768]
+
+
+class KNN:
+    """k nearest train features (IndexFlatIP on normalised features), similarity-weighted vote."""
+
+    def __init__(self, text_classifier, k: int = 20, scale: float = 100.0, device: str = "auto",
+                 query_batch: int = 8192, **_):
+        self.num_classes, self.dim = np.asarray(text_classifier).shape
+        self.k, self.scale, self.query_batch = int(k), float(scale), int(query_batch)
+        if self.k < 1:
+            raise LTBenchError(f"--k must be at least 1, not {self.k}")
+        self.backend = choose_faiss_backend(device)
+
+    def fit(self, features, labels) -> "KNN":
+        x = _normalize(as_faiss_input(features, self.dim, "train features"))
+        if self.k > len(x):
+            raise LTBenchError(f"--k {self.k} is larger than the train set ({len(x)} images): use --k {len(x)} or less")
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.index = ip_index(self.dim, self.backend)
+        self.index.add(x)
+        return self
+
+    def neighbours(self, features) -> tuple[np.ndarray, np.ndarray]:
+        """(similarities, train indices), each (N, k), best first; queries in batches to bound memory."""
+        q = _normalize(as_faiss_input(features, self.dim, "features"))
+        sims = np.empty((len(q), self.k), dtype=np.float32)
+        ids = np.empty((len(q), self.k), dtype=np.int64)
+        for s in range(0, len(q), self.query_batch):
+            sims[s:s + self.query_batch], ids[s:s + self.query_batch] = self.index.search(q[s:s + self.query_batch], self.k)
+        return sims, ids
+
+    def logits(self, features) -> np.ndarray:
+        sims, ids = self.neighbours(features)
+        return self.scale / self.k * knn_votes(sims, self.labels[ids], self.num_classes)
+
+
+def knn_votes(sims: np.ndarray, neighbour_labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """(N, C) summed similarity per class of each row's neighbours."""
+    n = len(sims)
+    flat = (np.arange(n)[:, None] * num_classes + neighbour_labels).ravel()
+    return np.bincount(flat, weights=sims.ravel().astype(np.float64), minlength=n * num_classes) \
+        .reshape(n, num_classes).astype(np.float32)
+
+
+@register_head("zeroshot", kind="baseline", needs_train=False, defaults={"scale": 100.0})
+def zeroshot(**kw) -> ZeroShot:
+    """CLIP zero-shot: the cache's text classifier (template ensemble)."""
+    return ZeroShot(**kw)
+
+
+@register_head("ncm", kind="baseline", defaults={"scale": 100.0})
+def ncm(**kw) -> NCM:
+    """Nearest class mean of normalised train features (FAISS IndexFlatIP)."""
+    return NCM(**kw)
+
+
+@register_head("knn", kind="baseline", defaults={"k": 20, "scale": 100.0})
+def knn(**kw) -> KNN:
+    """k nearest train features, similarity-weighted vote (FAISS IndexFlatIP)."""
+    return KNN(**kw)

@@ -1,0 +1,74 @@
+"""HEAD.pt: a trained head with what made it. Loads with ``torch.load(weights_only=True)``.
+
+    {"format": "lt_bench.head", "format_version": 1, "head": NAME, "config": JSON string,
+     "seed": int, "state_dict": {name: tensor}, "cache": FeatureCache.provenance() (primitives),
+     "num_classes": C, "dim": D, "final_loss": float, "lt_bench_version": str, "created": ISO}
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from .. import __version__
+from ..errors import LTBenchError
+from ..features.cache import check_same_identity
+from ..io import save_torch
+from ..provenance import now_iso
+from .registry import create_head, get_head_spec
+from .train import TrainConfig, TrainResult
+
+HEAD_FORMAT = "lt_bench.head"
+HEAD_FORMAT_VERSION = 1
+
+
+def _primitive(d: dict) -> dict:
+    # numpy scalars from HDF5 attributes -> plain python, so weights_only loading accepts them
+    return json.loads(json.dumps(d, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+
+
+def save_head(path: str | Path, result: TrainResult, provenance: dict) -> Path:
+    """Write HEAD.pt atomically."""
+    head = result.head
+    sd = {k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}
+    c, d = (head.classifier.shape if hasattr(head, "classifier") else
+            head.weight.shape if hasattr(head, "weight") else head.fc.weight.shape)
+    obj = {"format": HEAD_FORMAT, "format_version": HEAD_FORMAT_VERSION, "head": result.config.head,
+           "config": json.dumps(result.config.to_dict(), sort_keys=True), "seed": int(result.config.seed),
+           "state_dict": sd, "cache": _primitive(provenance), "num_classes": int(c), "dim": int(d),
+           "final_loss": float(result.final_loss), "lt_bench_version": __version__, "created": now_iso()}
+    save_torch(path, obj)
+    return Path(path)
+
+
+def load_head(path: str | Path, provenance: dict | None = None, device: str | torch.device = "cpu"):
+    """Load HEAD.pt; with ``provenance`` (the cache's), refuse a head made on another cache.
+
+    Returns:
+        (module in eval mode, record dict with ``config`` decoded to a dict).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise LTBenchError(f"no head file at {path}: train one with `ltbench adapt FEATURES.h5 --out {path}`")
+    try:
+        rec = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means "not our file"
+        raise LTBenchError(f"{path} is not a head file written by `ltbench adapt` ({type(e).__name__})") from None
+    if not isinstance(rec, dict) or rec.get("format") != HEAD_FORMAT:
+        raise LTBenchError(f"{path} is not a head file written by `ltbench adapt`")
+    if int(rec.get("format_version", -1)) != HEAD_FORMAT_VERSION:
+        raise LTBenchError(f"{path} has head format version {rec.get('format_version')}; retrain it with this lt_bench")
+    if provenance is not None:
+        check_same_identity(rec["cache"], provenance, what="head")
+    cfg = TrainConfig(**json.loads(rec["config"]))
+    get_head_spec(rec["head"], kind="trained")
+    sd = rec["state_dict"]
+    text = sd.get("classifier", sd.get("weight", torch.zeros(rec["num_classes"], rec["dim"])))
+    head = create_head(rec["head"], num_classes=rec["num_classes"], dim=rec["dim"], text_classifier=text,
+                       alpha=cfg.alpha, scale=cfg.scale)
+    head.load_state_dict(sd)
+    head.to(device).eval()
+    rec = dict(rec, config=cfg.to_dict())
+    return head, rec

@@ -1,0 +1,58 @@
+"""Logits of a trained head (HEAD.pt) or a baseline on one split of a cache: what `eval` scores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..device import resolve_device, seed_everything
+from ..errors import LTBenchError
+from .checkpoint import load_head
+from .registry import create_head, get_head_spec
+
+
+@dataclass
+class Prediction:
+    logits: np.ndarray  # (N, C) float32
+    labels: np.ndarray  # (N,) int64
+    head: str  # head or baseline name
+    kind: str  # "trained" | "baseline"
+    config: dict  # the head's training config, or the baseline's options
+    head_path: str | None = None
+
+
+def trained_logits(cache, head_path: str | Path, split: str = "test", device: str = "auto",
+                   batch: int = 16384) -> Prediction:
+    """Load HEAD.pt (refusing one made on another cache) and score ``split``."""
+    dev = resolve_device(device)
+    head, rec = load_head(head_path, provenance=cache.provenance(), device=dev)
+    x = cache.features(split)
+    out = np.empty((len(x), cache.num_classes), dtype=np.float32)
+    with torch.no_grad():
+        for s in range(0, len(x), batch):
+            out[s:s + batch] = head(torch.from_numpy(x[s:s + batch]).to(dev)).float().cpu().numpy()
+    return Prediction(out, cache.labels(split), rec["head"], "trained", rec["config"], str(head_path))
+
+
+def baseline_logits(cache, name: str, split: str = "test", device: str = "auto", seed: int = 0,
+                    **options) -> Prediction:
+    """Fit baseline ``name`` on the cache's train split when it needs one, and score ``split``.
+
+    ``options`` not taken by the baseline (its registered defaults) are ignored; None means default.
+    """
+    spec = get_head_spec(name, kind="baseline")
+    seed_everything(seed)
+    opts = dict(spec.defaults)
+    opts.update({k: v for k, v in options.items() if k in spec.defaults and v is not None})
+    resolve_device(device)  # refuse --device cuda without CUDA, as every command does
+    base = create_head(name, text_classifier=cache.text_classifier, device=device, **opts)
+    if spec.needs_train:
+        if "train" not in cache.splits:
+            raise LTBenchError(f"baseline {name!r} needs the train split, and {cache.path} has none "
+                               f"(it has: {', '.join(cache.splits) or 'none'}): extract it with `--splits train`")
+        base.fit(cache.features("train"), cache.labels("train"))
+    x = cache.features(split)
+    return Prediction(base.logits(x), cache.labels(split), name, "baseline", opts)
