@@ -1,0 +1,259 @@
+"""Read and validate ``ltbench eval --json`` result files; group seeds of one configuration.
+
+A result file is refused (``LTBenchError``, one line naming the file and the missing key)
+unless it has what the tables rely on: ``head``, ``metrics.{overall,many,medium,few}``
+(percent, ``null`` for an empty shot group), and a dataset and model (top level or inside
+``cache``). Per-class data (``per_class``, ``train_counts``) is checked only where a plot
+needs it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import LTBenchError
+from .published import METRICS, normalize_backbone
+
+RESULT_FORMAT = "lt_bench.result"  # written by lt_bench.metrics.evaluate.result_record
+RESULT_FORMAT_VERSION = 1
+
+# Config keys that never make two runs different configurations: the seed itself, where
+# files went, and how the work was scheduled.
+_IGNORED_CONFIG_KEYS = {
+    "seed", "device", "config", "out", "json", "output", "features", "cache", "head_path",
+    "workers", "num_workers", "verbose", "quiet", "log", "progress", "overwrite", "resume",
+}
+_PATH_SUFFIXES = (".pt", ".pth", ".h5", ".hdf5", ".json", ".toml", ".safetensors", ".bin")
+
+
+@dataclass
+class Result:
+    """One result file, validated. Metrics are percent; None for an empty shot group."""
+
+    path: Path
+    head: str
+    dataset: str
+    model: str
+    pretrained: str
+    split: str
+    seed: int | None
+    metrics: dict[str, float | None]
+    config: dict[str, Any]
+    raw: dict[str, Any] = field(repr=False)
+
+    @property
+    def backbone(self) -> str:
+        return normalize_backbone(self.model)
+
+    @property
+    def pretrained_label(self) -> str:
+        """Hub tag as is; a checkpoint path as ``run_dir/file`` (the full path is in the file)."""
+        return pretrained_label(self.pretrained)
+
+    def per_class(self) -> tuple[list[float], list[int]]:
+        """Per-class accuracy (%) and training counts, checked to be present and aligned."""
+        for key in ("per_class", "train_counts"):
+            if not isinstance(self.raw.get(key), list) or not self.raw[key]:
+                raise LTBenchError(f"{self.path}: result has no per-class data (missing key {key!r}); "
+                                   "re-run `ltbench eval --json` with this lt_bench version")
+        acc, counts = self.raw["per_class"], self.raw["train_counts"]
+        if len(acc) != len(counts):
+            raise LTBenchError(f"{self.path}: per_class has {len(acc)} entries but train_counts {len(counts)}")
+        return [float("nan") if a is None else float(a) for a in acc], [int(c) for c in counts]
+
+    def group_key(self) -> tuple:
+        """What must agree for two results to be seeds of one configuration."""
+        return (self.head, self.dataset, self.model, pretrained_key(self.pretrained), self.split,
+                json.dumps(comparable_config(self.config), sort_keys=True, default=str))
+
+
+def pretrained_label(p: str) -> str:
+    p = str(p)
+    if _looks_like_path(p):
+        path = Path(p)
+        return f"{path.parent.name}/{path.name}" if path.parent.name else path.name
+    return p
+
+
+def pretrained_key(p: str) -> str:
+    """A checkpoint path keyed by its file name only: seeds live in different run folders."""
+    p = str(p)
+    return f"checkpoint:{Path(p).name}" if _looks_like_path(p) else p
+
+
+def _looks_like_path(v: Any) -> bool:
+    return isinstance(v, str) and (os.sep in v or "/" in v or v.lower().endswith(_PATH_SUFFIXES))
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def comparable_config(config: dict) -> dict[str, Any]:
+    """The config without seeds, output paths and scheduling knobs (flattened, dotted keys)."""
+    out = {}
+    for k, v in _flatten(config or {}).items():
+        leaf = k.rsplit(".", 1)[-1].replace("-", "_")
+        if leaf in _IGNORED_CONFIG_KEYS or _looks_like_path(v):
+            continue
+        out[k] = v
+    return out
+
+
+def _fail(path: Path, what: str) -> LTBenchError:
+    return LTBenchError(f"{path} is not an lt_bench result: {what} (write one with `ltbench eval --json`)")
+
+
+def _metric(path: Path, metrics: dict, name: str) -> float | None:
+    if name not in metrics:
+        raise _fail(path, f"missing key 'metrics.{name}'")
+    v = metrics[name]
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise _fail(path, f"'metrics.{name}' is {v!r}, not a number or null")
+    return float(v)
+
+
+def load_result(path: str | os.PathLike) -> Result:
+    """Read one result file; raise ``LTBenchError`` naming the file and what is missing."""
+    path = Path(path)
+    if not path.is_file():
+        raise LTBenchError(f"result file {path} does not exist")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise LTBenchError(f"{path} is not valid JSON: {e}") from None
+    if not isinstance(raw, dict):
+        raise _fail(path, "top level is not an object")
+    fmt = raw.get("format")
+    if fmt is not None and fmt != RESULT_FORMAT:
+        raise _fail(path, f"format is {fmt!r}, expected {RESULT_FORMAT!r}")
+    version = raw.get("format_version")
+    if isinstance(version, int) and version > RESULT_FORMAT_VERSION:
+        raise LTBenchError(f"{path}: result format_version {version} is newer than this lt_bench reads "
+                           f"({RESULT_FORMAT_VERSION}); upgrade lt_bench")
+    for key in ("head", "metrics"):
+        if key not in raw:
+            raise _fail(path, f"missing key {key!r}")
+    if not isinstance(raw["metrics"], dict):
+        raise _fail(path, "'metrics' is not an object")
+    cache = raw.get("cache") if isinstance(raw.get("cache"), dict) else {}
+
+    def pick(key: str, required: bool = True, default: Any = None) -> Any:
+        v = raw.get(key, cache.get(key))
+        if v in (None, "") and required:
+            raise _fail(path, f"missing key {key!r} (top level or in 'cache')")
+        return default if v is None else v
+
+    metrics = {m: _metric(path, raw["metrics"], m) for m in METRICS}
+    for k, v in raw["metrics"].items():  # keep extra numeric metrics (macro_f1, ...) for callers
+        if k not in metrics and isinstance(v, (int, float)) and not isinstance(v, bool):
+            metrics[k] = float(v)
+    seed = raw.get("seed")
+    config = dict(raw["config"]) if isinstance(raw.get("config"), dict) else {}
+    if raw.get("posthoc_tau"):  # post-hoc logit adjustment makes another configuration
+        config["posthoc_tau"] = raw["posthoc_tau"]
+    return Result(
+        path=path, head=str(raw["head"]), dataset=str(pick("dataset")), model=str(pick("model")),
+        pretrained=str(pick("pretrained", required=False, default="")),
+        split=str(raw.get("split") or "test"), seed=seed if isinstance(seed, int) else None,
+        metrics=metrics, config=config, raw=raw,
+    )
+
+
+def load_results(paths) -> list[Result]:
+    """Read several result files (order kept); the first bad one raises."""
+    paths = list(paths)
+    if not paths:
+        raise LTBenchError("no result files given; pass one or more RESULTS.json from `ltbench eval --json`")
+    return [load_result(p) for p in paths]
+
+
+@dataclass
+class ResultGroup:
+    """Seeds of one configuration: mean and sample std (ddof=1) per metric over n runs."""
+
+    results: list[Result]
+    label: str = ""
+
+    @property
+    def first(self) -> Result:
+        return self.results[0]
+
+    @property
+    def n(self) -> int:
+        return len(self.results)
+
+    @property
+    def seeds(self) -> list[int | None]:
+        return [r.seed for r in self.results]
+
+    def values(self, metric: str) -> list[float]:
+        return [r.metrics[metric] for r in self.results if r.metrics.get(metric) is not None]
+
+    def mean(self, metric: str) -> float | None:
+        vals = self.values(metric)
+        return statistics.fmean(vals) if vals else None
+
+    def std(self, metric: str) -> float | None:
+        """Sample standard deviation over seeds; None for fewer than two runs."""
+        vals = self.values(metric)
+        return statistics.stdev(vals) if len(vals) >= 2 else None
+
+    def per_class_mean(self) -> tuple[list[float], list[int]]:
+        """Per-class accuracy averaged over seeds (classes must agree)."""
+        acc0, counts = self.first.per_class()
+        sums = [0.0] * len(acc0)
+        for r in self.results:
+            acc, c = r.per_class()
+            if c != counts:
+                raise LTBenchError(f"{r.path}: train_counts differ from {self.first.path} "
+                                   "although both are seeds of one configuration")
+            sums = [s + a for s, a in zip(sums, acc)]
+        return [s / self.n for s in sums], counts
+
+
+def aggregate(results: list[Result]) -> list[ResultGroup]:
+    """Group results that differ only by seed (and output paths); order of first appearance.
+
+    Two groups with the same head, dataset and model but different configs get labels that
+    name the differing config keys, e.g. ``ballad (alpha=0.5)``.
+    """
+    groups: dict[tuple, ResultGroup] = {}
+    for r in results:
+        groups.setdefault(r.group_key(), ResultGroup([])).results.append(r)
+    out = list(groups.values())
+    for g in out:
+        g.label = g.first.head if g.first.split == "test" else f"{g.first.head} [{g.first.split}]"
+        tau = g.first.config.get("posthoc_tau")
+        if tau:
+            g.label += f" + post-hoc LA (tau={tau:g})"
+    by_base: dict[tuple, list[ResultGroup]] = {}
+    for g in out:
+        r = g.first
+        by_base.setdefault((r.head, r.dataset, r.model, pretrained_key(r.pretrained), r.split), []).append(g)
+    for siblings in by_base.values():
+        if len(siblings) < 2:
+            continue
+        cfgs = [comparable_config(g.first.config) for g in siblings]
+        keys = sorted({k for c in cfgs for k in c})
+        differing = [k for k in keys if len({json.dumps(c.get(k), default=str) for c in cfgs}) > 1]
+        for g, c in zip(siblings, cfgs):
+            desc = ", ".join(f"{k.rsplit('.', 1)[-1]}={c.get(k, '-')}" for k in differing[:3])
+            if desc:
+                g.label = f"{g.label} ({desc})"
+    return out
