@@ -1,0 +1,556 @@
+"""Feature extraction: images -> the HDF5 cache (format v1), resumable, atomic, shardable.
+
+``extract_features(out, dataset, bundle, ExtractOptions(...))`` runs the backbone once over
+the requested splits and writes what ``FeatureCache`` reads.
+
+How the file is written (and why):
+
+- Everything goes into ``OUT.partial`` (``cache.partial_path``); ``os.replace`` moves it onto
+  ``OUT`` only when every requested split is complete, so a failed or killed run never damages
+  an existing good output.
+- Per split, ``features`` (N, D) float16, ``aug_features`` (N, V, D) float16, ``labels`` and
+  ``paths`` are created at the split's full size N as *contiguous* datasets (the fastest layout
+  to read back whole, see benchmarks/test_bench_extract.py) and filled in order, one round of
+  batches at a time. After each round the rows are flushed (``f.flush()``) and only then the
+  split's attributes advance: ``n_done`` (rows written) and ``n_seen`` (images processed,
+  written or skipped; an additive attribute, format stays version 1). A rerun of the same
+  command resumes at image ``n_seen`` / row ``n_done``.
+- ``--skip-bad``: a missing or undecodable image gets no row; its id is appended to
+  ``/<split>/skipped_paths`` (resizable, optional). When the split completes with K skipped
+  images, the four row datasets are cut to N - K rows (rewritten once; the step is idempotent,
+  so a kill during it is resumed too), then ``complete=True``.
+- Identity: the root ``config`` attribute (JSON) carries the resolved options and an
+  ``identity`` block (dataset + options, model, weights, templates, views, seed). A partial or
+  an existing output with another identity is refused with the differences named, unless
+  ``overwrite``. An existing complete output with the same identity is extended with the
+  missing splits (copied to the partial first), or reported up to date.
+- Determinism: batches are aligned to ``batch_size`` from the split's resume point, the center
+  view is deterministic, and augmented view v of image i is drawn from RNGs seeded by
+  ``(seed, i, v)`` inside ``__getitem__``; so batching, DataLoader workers, resume and
+  sharding do not change the file's arrays.
+- Under torchrun each round holds ``world_size`` batches, batch r computed by rank r; rank 0
+  gathers them (``all_gather``) and writes. Bad images are seen by every rank in the gathered
+  metadata, so every rank stops with the same error.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .. import distributed as dist_
+from ..data.base import LTDataset, Split
+from ..data.prompts import get_templates
+from ..errors import CacheError, LTBenchError
+from ..log import get_logger
+from .cache import STR, FeatureCache, partial_path, root_attrs, write_header
+from .text import autocast_for, encode_class_prompts
+
+log = get_logger(__name__)
+
+ROW_DATASETS = ("features", "aug_features", "labels", "paths")
+
+
+@dataclass
+class ExtractOptions:
+    """What to extract and how; the first group changes the file's contents, the rest does not."""
+
+    splits: tuple[str, ...] = ("train", "val", "test")
+    views: int = 0  # augmented views per *train* image (BALLAD's augmentation); 0 = center only
+    templates: str = "simple"  # prompt template set (lt_bench.data.prompts)
+    seed: int = 0  # seeds the augmented views (and, in the CLI, a random-init model)
+    batch_size: int = 256  # images per forward pass (and per rank in a round)
+    workers: int = 4  # DataLoader worker processes (0 = load in the main process)
+    skip_bad: bool = False  # leave out unreadable images (recorded) instead of stopping
+    overwrite: bool = False  # replace an output or partial of other settings
+    progress: bool = True  # rich progress bar on stderr (rank 0)
+
+
+@dataclass
+class ExtractResult:
+    path: Path
+    status: str  # "written" | "up-to-date"
+    rows: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+    images: int = 0  # images processed by this run
+    seconds: float = 0.0
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images / self.seconds if self.seconds > 0 else 0.0
+
+
+# -- identity ------------------------------------------------------------------------------------
+
+def _identity(dataset: LTDataset, info, opts: ExtractOptions) -> dict:
+    return {
+        "dataset": dataset.name,
+        "dataset_options": json.loads(json.dumps(dataset.options, sort_keys=True, default=str)),
+        "model": info.model,
+        # a checkpoint is identified by its hash, not the path it was given by
+        "pretrained": "" if info.checkpoint_sha256 else info.pretrained,
+        "checkpoint_sha256": info.checkpoint_sha256,
+        "templates": opts.templates,
+        "views": int(opts.views),
+        "seed": int(opts.seed),
+    }
+
+
+def _file_identity(attrs) -> dict | None:
+    try:
+        return json.loads(attrs["config"]).get("identity")
+    except Exception:
+        return None
+
+
+def _differences(old: dict | None, new: dict) -> list[str]:
+    if old is None:
+        return ["settings unknown (not written by `ltbench extract`)"]
+    return [f"{k}: {old.get(k)!r} there vs {new[k]!r} now" for k in new if old.get(k) != new[k]]
+
+
+# -- the dataset DataLoader workers run ------------------------------------------------------
+
+def _view_seed(seed: int, index: int, view: int) -> int:
+    return int(np.random.SeedSequence([seed, index, view]).generate_state(1)[0])
+
+
+class _Items(torch.utils.data.Dataset):
+    """Image i -> (center view, augmented views (V, 3, S, S), i, ok). Never raises for a bad
+    image: it returns zeros and ok=0, and the main process decides (skip or stop)."""
+
+    def __init__(self, split: Split, center, augment, views: int, seed: int, size: int):
+        self.split, self.center, self.augment = split, center, augment
+        self.views, self.seed, self.size = views, seed, size
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def _augmented(self, img, i: int, v: int) -> torch.Tensor:
+        # torchvision v1 transforms draw from torch's global CPU RNG (and python's random);
+        # seed both per (seed, image, view) and restore them, so the view is the same whatever
+        # the batching, worker or resume point.
+        s = _view_seed(self.seed, i, v)
+        py_state, t_state = random.getstate(), torch.get_rng_state()
+        random.seed(s)
+        torch.default_generator.manual_seed(s)
+        try:
+            return self.augment(img)
+        finally:
+            random.setstate(py_state)
+            torch.set_rng_state(t_state)
+
+    def __getitem__(self, i: int):
+        try:
+            img = self.split.load_image(i)
+            x = self.center(img)
+            xs = (torch.stack([self._augmented(img, i, v) for v in range(self.views)])
+                  if self.views else torch.empty(0))
+            ok = 1
+        except Exception:  # noqa: BLE001 - any unreadable image; the main process names it
+            x = torch.zeros(3, self.size, self.size)
+            xs = torch.zeros(self.views, 3, self.size, self.size) if self.views else torch.empty(0)
+            ok = 0
+        return x, xs, i, ok
+
+
+def _raise_bad_image(split: Split, split_name: str, i: int) -> None:
+    """Reproduce the loader's one-line error for image i in this process (workers wrap theirs)."""
+    try:
+        split.load_image(i)
+    except LTBenchError as e:
+        raise LTBenchError(f"{e} ({split_name} image {split.ids[i]}; pass --skip-bad to leave "
+                           "unreadable images out)") from None
+    except Exception as e:  # noqa: BLE001
+        raise LTBenchError(f"cannot read {split_name} image {split.ids[i]}: {e} "
+                           "(pass --skip-bad to leave unreadable images out)") from None
+    raise LTBenchError(f"cannot transform {split_name} image {split.ids[i]} "
+                       "(pass --skip-bad to leave unreadable images out)")
+
+
+# -- writing one split -------------------------------------------------------------------------
+
+class _SplitWriter:
+    """Rank 0's handle on ``/<split>`` of the partial file."""
+
+    def __init__(self, f: h5py.File, name: str, n_total: int, dim: int, views: int):
+        self.f, self.name, self.n_total = f, name, n_total
+        if name not in f:
+            g = f.create_group(name)
+            # contiguous (no chunks): whole-array reads are as fast as a raw file read
+            g.create_dataset("features", shape=(n_total, dim), dtype=np.float16)
+            if views:
+                g.create_dataset("aug_features", shape=(n_total, views, dim), dtype=np.float16)
+            g.create_dataset("labels", shape=(n_total,), dtype=np.int64)
+            g.create_dataset("paths", shape=(n_total,), dtype=STR)
+            g.attrs["n_done"] = 0
+            g.attrs["n_seen"] = 0
+            g.attrs["complete"] = False
+            f.flush()
+        self.g = f[name]
+        self._recover_compaction()
+        feats = self.g["features"]
+        if feats.shape[1] != dim or ("aug_features" in self.g) != bool(views) or (
+                views and self.g["aug_features"].shape[1] != views):
+            raise CacheError(f"split {name!r} of {f.filename} has shape {feats.shape} "
+                             f"(views {self.g['aug_features'].shape[1] if 'aug_features' in self.g else 0}), "
+                             f"expected D={dim}, views {views}: pass --overwrite to start again")
+
+    @property
+    def n_done(self) -> int:
+        return int(self.g.attrs.get("n_done", 0))
+
+    @property
+    def n_seen(self) -> int:
+        return int(self.g.attrs.get("n_seen", self.g.attrs.get("n_done", 0)))
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.g.attrs.get("complete", False))
+
+    def append(self, feats: np.ndarray, aug: np.ndarray | None, labels: np.ndarray, paths: list[str],
+               skipped: list[str], n_seen: int) -> None:
+        """Write rows at ``n_done``, flush, then advance ``n_done``/``n_seen`` (and flush again)."""
+        n0 = self.n_done
+        n1 = n0 + len(labels)
+        if n1 > n0:
+            self.g["features"][n0:n1] = feats
+            if aug is not None:
+                self.g["aug_features"][n0:n1] = aug
+            self.g["labels"][n0:n1] = labels
+            self.g["paths"][n0:n1] = np.array(paths, dtype=object)
+        if skipped:
+            if "skipped_paths" not in self.g:
+                self.g.create_dataset("skipped_paths", shape=(0,), maxshape=(None,), dtype=STR, chunks=(1024,))
+            ds = self.g["skipped_paths"]
+            k = ds.shape[0]
+            ds.resize((k + len(skipped),))
+            ds[k:] = np.array(skipped, dtype=object)
+        self.f.flush()  # rows on disk before the counters say so
+        self.g.attrs["n_done"] = n1
+        self.g.attrs["n_seen"] = n_seen
+        self.f.flush()
+
+    def _recover_compaction(self) -> None:
+        # A kill during finish() may leave NAME.tmp beside or instead of NAME.
+        for name in ROW_DATASETS:
+            tmp = name + ".tmp"
+            if tmp in self.g and name not in self.g:
+                self.g.move(tmp, name)
+            elif tmp in self.g:
+                del self.g[tmp]
+
+    def finish(self) -> None:
+        """Cut the row datasets to ``n_done`` rows when images were skipped; mark complete."""
+        n = self.n_done
+        for name in ROW_DATASETS:
+            if name in self.g and self.g[name].shape[0] != n:
+                ds = self.g[name]
+                self.g.create_dataset(name + ".tmp", data=ds[:n], dtype=ds.dtype)
+                del self.g[name]
+                self.g.move(name + ".tmp", name)
+        self.g.attrs["complete"] = True
+        self.f.flush()
+
+
+# -- the plan (rank 0) ---------------------------------------------------------------------------
+
+def _open_existing_output(out: Path, ident: dict, opts: ExtractOptions) -> tuple[str, list[str]]:
+    """Decide what to do with an existing OUT: "fresh", "extend" (missing splits) or "done"."""
+    try:
+        with FeatureCache(out) as c:
+            diffs = _differences(_file_identity(c._h5.attrs), ident)
+            have = [s for s in c.splits if c.is_complete(s)]
+    except CacheError as e:
+        if opts.overwrite:
+            return "fresh", []
+        raise CacheError(f"{e}; pass --overwrite to replace {out}") from None
+    if diffs:
+        if opts.overwrite:
+            return "fresh", []
+        raise CacheError(f"{out} exists and belongs to another extraction ({'; '.join(diffs)}): "
+                         "choose another --out, or pass --overwrite to replace it")
+    if opts.overwrite:
+        return "fresh", []
+    missing = [s for s in opts.splits if s not in have]
+    return ("extend", have) if missing else ("done", have)
+
+
+def _create_fresh(part: Path, dataset: LTDataset, bundle, opts: ExtractOptions, attrs: dict,
+                  device: torch.device) -> None:
+    templates = get_templates(opts.templates)
+    text = encode_class_prompts(bundle, dataset.classnames, templates, device)
+    if part.exists():
+        part.unlink()
+    part.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(part, "w") as f:
+        write_header(f, attrs, dataset.classnames, dataset.train_counts, templates, text)
+
+
+def _prepare(out: Path, dataset: LTDataset, bundle, opts: ExtractOptions, config: dict,
+             device: torch.device) -> dict:
+    """Rank 0: check OUT and OUT.partial, create or reuse the partial; return the plan."""
+    part = partial_path(out)
+    ident = config["identity"]
+    info = bundle.info
+    attrs = root_attrs(model=info.model, pretrained=info.pretrained, checkpoint_sha256=info.checkpoint_sha256,
+                       dataset=dataset.name, num_classes=dataset.num_classes, embed_dim=info.embed_dim,
+                       config=config)
+    action, have = ("fresh", [])
+    if out.exists():
+        action, have = _open_existing_output(out, ident, opts)
+        if action == "done" and not part.exists():
+            return {"status": "up-to-date", "have": have}
+    resume = False
+    if part.exists() and not opts.overwrite:
+        try:
+            with h5py.File(part, "r") as f:
+                diffs = _differences(_file_identity(f.attrs), ident)
+                if f.attrs.get("format_version") != attrs["format_version"]:
+                    diffs.insert(0, f"format_version: {f.attrs.get('format_version')!r} there")
+        except OSError as e:
+            log.warning("partial file %s is unreadable (%s), probably killed mid-write: starting it again",
+                        part, str(e).splitlines()[0][:120])
+            diffs = None
+        if diffs:
+            raise CacheError(f"an unfinished extraction with other settings is at {part} ({'; '.join(diffs)}): "
+                             "rerun it with its original options to finish it, or pass --overwrite to start again")
+        resume = diffs is not None
+    if resume:
+        log.info("resuming %s", part)
+        if have:  # complete splits of OUT that the partial lacks must survive the final move
+            with h5py.File(part, "a") as f, h5py.File(out, "r") as src:
+                for s in have:
+                    if s not in f:
+                        src.copy(src[s], f, name=s)
+    elif action == "extend":
+        log.info("%s is complete for %s: extracting the missing splits", out, ", ".join(have))
+        shutil.copyfile(out, part)
+    else:
+        _create_fresh(part, dataset, bundle, opts, attrs, device)
+    with h5py.File(part, "r") as f:
+        present = [s for s in ("train", "val", "test") if s in f]
+        done = {s: (int(f[s].attrs.get("n_seen", f[s].attrs.get("n_done", 0))), bool(f[s].attrs.get("complete")))
+                for s in present}
+    # finish every split the partial holds, plus the requested ones, in the canonical order
+    todo = [s for s in ("train", "val", "test") if s in opts.splits or (s in done and not done[s][1])]
+    return {"status": "run", "todo": todo, "start": {s: done.get(s, (0, False))[0] for s in todo},
+            "complete": {s: done.get(s, (0, False))[1] for s in todo}}
+
+
+# -- the main loop -------------------------------------------------------------------------------
+
+def _encode_images(model, x: torch.Tensor, device: torch.device, batch: int) -> torch.Tensor:
+    """L2-normalised float16 image features on CPU, computed ``batch`` rows at a time."""
+    out = []
+    for s in range(0, len(x), batch):
+        xb = x[s:s + batch].to(device, non_blocking=True)
+        if device.type == "cuda":
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        with autocast_for(device):
+            f = model.encode_image(xb)
+        out.append(F.normalize(f.float(), dim=-1).half().cpu())
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def _loader(items: _Items, batches: list[list[int]], workers: int, device: torch.device):
+    import multiprocessing as mp
+
+    kw = {}
+    if workers > 0:
+        # fork: the dataset (closures, open files) need not pickle, and workers start fast
+        kw["multiprocessing_context"] = "fork" if "fork" in mp.get_all_start_methods() else None
+    return torch.utils.data.DataLoader(items, batch_sampler=batches, num_workers=workers,
+                                       pin_memory=device.type == "cuda", **kw)
+
+
+@torch.inference_mode()
+def _run_split(name: str, split: Split, bundle, opts: ExtractOptions, start: int, writer: _SplitWriter | None,
+               ctx: dist_.DistContext, progress, dim: int) -> int:
+    """Extract images ``start..N`` of one split; returns how many images this run processed."""
+    n = len(split)
+    b, w, r = opts.batch_size, ctx.world_size, ctx.rank
+    views = opts.views if name == "train" else 0
+    starts = list(range(start, n, b))  # batch k covers [starts[k], starts[k] + b)
+    rounds = math.ceil(len(starts) / w)
+    mine = [list(range(starts[k], min(n, starts[k] + b))) for k in range(r, len(starts), w)]
+    size = bundle.info.image_size
+    items = _Items(split, bundle.preprocess_val, bundle.preprocess_train, views, opts.seed, size)
+    it = iter(_loader(items, mine, opts.workers, ctx.device)) if mine else iter(())
+    task = progress.add_task(f"{name}", total=n, completed=start) if progress is not None else None
+    width = (1 + views) * dim
+    processed = 0
+    for j in range(rounds):
+        packed = torch.zeros(b, width, dtype=torch.float16)
+        meta = torch.full((b, 2), -1, dtype=torch.int64)  # (image index, ok); -1 = padding
+        if j < len(mine):
+            x, xs, idx, ok = next(it)
+            k = len(idx)
+            packed[:k, :dim] = _encode_images(bundle.model, x, ctx.device, b)
+            if views:
+                flat = xs.reshape(k * views, *xs.shape[2:])
+                packed[:k, dim:] = _encode_images(bundle.model, flat, ctx.device, b).reshape(k, views * dim)
+            meta[:k, 0] = idx
+            meta[:k, 1] = ok
+        # float16 travels as bytes: bit-exact, and gloo has no 16-bit integer type
+        parts = dist_.all_gather_tensor(packed.view(torch.uint8))
+        metas = dist_.all_gather_tensor(meta)
+        packed_all = torch.cat(parts).view(torch.float16).numpy()
+        meta_all = torch.cat(metas).numpy()
+        real = meta_all[:, 0] >= 0
+        packed_all, meta_all = packed_all[real], meta_all[real]
+        bad = meta_all[meta_all[:, 1] == 0, 0]
+        if len(bad) and not opts.skip_bad:
+            _raise_bad_image(split, name, int(bad[0]))  # every rank raises the same error
+        good = meta_all[:, 1] == 1
+        rows = meta_all[good, 0]
+        covered = int(meta_all[-1, 0]) + 1 if len(meta_all) else start
+        processed += len(meta_all)
+        if writer is not None:
+            feats = packed_all[good, :dim]
+            aug = packed_all[good, dim:].reshape(len(rows), views, dim) if views else None
+            writer.append(feats, aug, split.labels[rows], [split.ids[i] for i in rows],
+                          [split.ids[i] for i in bad], covered)
+        if task is not None:
+            progress.update(task, completed=covered)
+    if writer is not None:
+        writer.finish()
+    return processed
+
+
+def extract_features(out: str | Path, dataset: LTDataset, bundle, opts: ExtractOptions | None = None, *,
+                     config: dict | None = None, ctx: dist_.DistContext | None = None) -> ExtractResult:
+    """Extract ``opts.splits`` of ``dataset`` with ``bundle``'s model into the cache ``out``.
+
+    Args:
+        out: the ``.h5`` file to write (via ``out.partial``; see the module docstring).
+        dataset: the dataset (``load_dataset(...)`` or any ``LTDataset``).
+        bundle: ``create_model(...)``'s result, already on ``ctx.device``.
+        opts: what and how to extract.
+        config: the resolved options to record in the cache's ``config`` attribute
+            (an ``identity`` block is added).
+        ctx: the distributed context (``distributed.init_distributed``); single-process CPU when
+            omitted. Under torchrun every rank calls this with the same arguments.
+
+    Returns:
+        What was written (rows and skipped images per split), or ``status="up-to-date"``.
+    """
+    opts = opts or ExtractOptions()
+    ctx = ctx or dist_.DistContext(device=next(bundle.model.parameters()).device)
+    out = Path(out)
+    # checks every rank makes alike, before anything is touched
+    if opts.views < 0 or opts.batch_size < 1 or opts.workers < 0:
+        raise LTBenchError("--views and --workers must be >= 0 and --batch-size >= 1")
+    get_templates(opts.templates)
+    unknown = [s for s in opts.splits if s not in ("train", "val", "test")]
+    if unknown or not opts.splits:
+        raise LTBenchError(f"--splits takes train, val and/or test, comma-separated; got {','.join(opts.splits)!r}")
+    for s in opts.splits:
+        dataset.split(s)
+    config = dict(config or {k: v for k, v in asdict(opts).items() if k not in ("overwrite", "progress")})
+    config.pop("overwrite", None)
+    config["identity"] = _identity(dataset, bundle.info, opts)
+    if ctx.device.type == "cuda":
+        bundle.model.to(memory_format=torch.channels_last)
+
+    plan, err = None, None
+    if ctx.is_main:
+        try:
+            plan = _prepare(out, dataset, bundle, opts, config, ctx.device)
+        except LTBenchError as e:
+            err = e
+    plan = dist_.broadcast_object(plan if err is None else {"status": "error", "message": str(err)})
+    if err is not None:
+        raise err
+    if plan["status"] == "error":
+        raise CacheError(plan["message"])
+    if plan["status"] == "up-to-date":
+        if ctx.is_main:
+            log.info("%s is up to date (splits %s): nothing to do; --overwrite re-extracts it",
+                     out, ", ".join(plan["have"]))
+        return ExtractResult(path=out, status="up-to-date")
+    for s in plan["todo"]:  # splits carried over from a partial must exist too
+        dataset.split(s)
+
+    threads = torch.get_num_threads()
+    if ctx.device.type == "cpu" and opts.workers > 0:
+        # Leave the loader processes their cores: OpenMP threads spinning beside busy workers
+        # made CPU extraction 5x slower on a 2-core machine.
+        torch.set_num_threads(max(1, min(threads, _cpu_count() - opts.workers)))
+    try:
+        return _extract(out, dataset, bundle, opts, config, ctx, plan)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _extract(out: Path, dataset: LTDataset, bundle, opts: ExtractOptions, config: dict,
+             ctx: dist_.DistContext, plan: dict) -> ExtractResult:
+    part = partial_path(out)
+    t0 = time.perf_counter()
+    images = 0
+    f = h5py.File(part, "a") if ctx.is_main else None
+    progress = _progress() if (ctx.is_main and opts.progress) else None
+    try:
+        if progress is not None:
+            progress.start()
+        for s in plan["todo"]:
+            split = dataset.split(s)
+            writer = None
+            if f is not None:
+                writer = _SplitWriter(f, s, len(split), bundle.info.embed_dim, opts.views if s == "train" else 0)
+                if writer.complete:
+                    continue
+            if plan["complete"][s]:
+                continue
+            images += _run_split(s, split, bundle, opts, plan["start"][s], writer, ctx, progress,
+                                 bundle.info.embed_dim)
+        result = ExtractResult(path=out, status="written", images=images)
+        if f is not None:
+            splits = [s for s in ("train", "val", "test") if s in f]
+            stored = dict(config, splits=",".join(splits)) if "splits" in config else config
+            f.attrs["config"] = json.dumps(stored, sort_keys=True)
+            for s in splits:
+                result.rows[s] = int(f[s].attrs["n_done"])
+                result.skipped[s] = int(f[s]["skipped_paths"].shape[0]) if "skipped_paths" in f[s] else 0
+            f.close()
+            f = None
+            os.replace(part, out)
+    finally:
+        if progress is not None:
+            progress.stop()
+        if f is not None:
+            f.close()
+    dist_.barrier()
+    result.seconds = time.perf_counter() - t0
+    if ctx.is_main:
+        skipped = sum(result.skipped.values())
+        log.info("extracted %d images in %.1f s (%.1f images/s)%s -> %s", result.images, result.seconds,
+                 result.images_per_s, f", {skipped} unreadable skipped" if skipped else "", out)
+    return result
+
+
+def _progress():
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn)
+
+    from ..log import stderr_console
+
+    return Progress(TextColumn("extract {task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), console=stderr_console, transient=False)
