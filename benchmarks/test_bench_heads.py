@@ -1,0 +1,110 @@
+"""Phase B speed: `adapt --head ballad` (the library function) on an ImageNet-LT-sized cache.
+
+Full size: 115,846 train features x 1024 dims, 1000 classes (synthetic, long-tailed 1280..5),
+10 epochs of 226 steps of batch 512, the BALLAD recipe. Quick mode (LTBENCH_BENCH_QUICK=1):
+8,000 x 256, 100 classes.
+
+Figures (extra_info): ``gflops`` = matmul FLOPs of training / wall time, against
+``matmul_gflops`` = this machine's float32 torch.mm rate on the same shapes, measured in the
+same run (target: ``efficiency`` >= 0.5); ``peak_mem_gb`` = peak RSS of the process during
+the call (sampled), against ``target_mem_gb`` = 2 x features' float32 size + 1 GB.
+FLOPs per step: adapter forward 2BD^2, classifier forward 2BCD, classifier backward to the
+adapted features 2BCD, adapter weight gradient 2BD^2 (the text classifier is fixed and the
+cached features need no gradient): 4BD(D + C).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import psutil
+import pytest
+import torch
+
+from lt_bench.data import long_tail_counts
+from lt_bench.features import FeatureCache
+from lt_bench.features.synthetic import make_synthetic_cache
+from lt_bench.heads import resolve_config, train_head
+
+from .conftest import QUICK
+
+N, D, C = (8_000, 256, 100) if QUICK else (115_846, 1024, 1000)
+BATCH, EPOCHS = 512, 10
+TABLE = "Phase B: adapt --head ballad on cached features"
+
+
+def counts_summing_to(total: int, c: int) -> np.ndarray:
+    """ImageNet-LT-like profile (1280..5 exponential) rescaled to sum to ``total``."""
+    base = np.array(long_tail_counts(1280, c, 256), dtype=np.float64)
+    counts = np.maximum(np.round(base * total / base.sum()).astype(np.int64), 1)
+    counts[0] += total - counts.sum()
+    return counts
+
+
+@pytest.fixture(scope="module")
+def cache_path(tmp_path_factory):
+    return make_synthetic_cache(tmp_path_factory.mktemp("bench") / "inlt.h5", num_classes=C, dim=D,
+                                train_counts=counts_summing_to(N, C), test_per_class=0, noise=2.0, text_noise=1.5)
+
+
+def matmul_gflops(seconds: float = 2.0) -> float:
+    """float32 torch.mm rate on the training step's shapes (B x D x D and B x D x C)."""
+    a, w, t = torch.randn(BATCH, D), torch.randn(D, D), torch.randn(D, C)
+    torch.mm(a, w), torch.mm(a, t)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        torch.mm(a, w)
+        torch.mm(a, t)
+        n += 1
+    return n * 2 * BATCH * D * (D + C) / (time.perf_counter() - t0) / 1e9
+
+
+class PeakRSS:
+    """Peak resident memory of this process while the block runs (sampled every 10 ms)."""
+
+    def __enter__(self):
+        self.proc, self.peak, self._stop = psutil.Process(), 0, threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+        return self
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+            self._stop.wait(0.01)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+        self.peak = max(self.peak, self.proc.memory_info().rss)
+
+
+def test_bench_adapt_ballad(benchmark, cache_path):
+    ref = matmul_gflops()
+    cfg = resolve_config("ballad", epochs=EPOCHS, batch_size=BATCH, seed=0)
+    out = {}
+
+    def run():
+        with FeatureCache(cache_path) as cache, PeakRSS() as mem:
+            t0 = time.perf_counter()
+            out["result"] = train_head(cache, cfg, device="cpu")
+            out["seconds"] = time.perf_counter() - t0
+        out["peak"] = mem.peak
+
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    res = out["result"]
+    steps = max(1, N // BATCH) * EPOCHS
+    flops = steps * 4 * BATCH * D * (D + C)
+    gflops = flops / out["seconds"] / 1e9
+    peak_gb = out["peak"] / 1e9
+    target_gb = 2 * N * D * 4 / 1e9 + 1
+    benchmark.extra_info.update(
+        table=TABLE, row=f"{N:,} x {D}, {C} classes, {EPOCHS} epochs, batch {BATCH}" + (" (quick)" if QUICK else ""),
+        seconds=round(out["seconds"], 2), steps=steps, gflops=round(gflops, 1), matmul_gflops=round(ref, 1),
+        efficiency=round(gflops / ref, 3), peak_mem_gb=round(peak_gb, 3), target_mem_gb=round(target_gb, 3),
+        final_loss=round(res.final_loss, 4), torch_threads=torch.get_num_threads(),
+        note="gflops: matmul FLOPs of forward + backward (4BD(D+C) per step) / wall time; matmul_gflops: torch.mm "
+             "on the same shapes in the same run; targets: efficiency >= 0.5, peak RSS <= 2 x float32 features + 1 GB.")
+    assert np.isfinite(res.final_loss)
