@@ -50,6 +50,8 @@ def print_report(results, fmt: str = "rich", out: Path | None = None, published:
             from rich.console import Console
 
             console = Console()
+            if not console.is_terminal:  # piped: do not squeeze the table into 80 columns
+                console = Console(width=max(console.width, 160))
             for t in rendered:
                 console.print(t)
                 console.print()

@@ -49,7 +49,7 @@ def _binned_means(counts: np.ndarray, acc: np.ndarray, max_bins: int = 14):
     return np.array(xs), np.array(ys)
 
 
-def _draw(ax, groups: list[ResultGroup], dataset: str) -> None:
+def _draw(ax, groups: list[ResultGroup], dataset: str, colours: dict[str, str]) -> None:
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     all_counts = []
@@ -73,7 +73,7 @@ def _draw(ax, groups: list[ResultGroup], dataset: str) -> None:
     k = len(series)
     rng = np.random.default_rng(0)
     for i, (g, acc, counts) in enumerate(series):
-        colour = PALETTE[i % len(PALETTE)]
+        colour = colours.setdefault(g.label + g.first.backbone, PALETTE[len(colours) % len(PALETTE)])
         # Small multiplicative dodge per method and jitter so equal counts do not overprint.
         dodge = 1.0 + 0.04 * (i - (k - 1) / 2)
         jitter = np.exp(rng.uniform(-0.03, 0.03, size=len(counts)))
@@ -101,8 +101,10 @@ def _draw(ax, groups: list[ResultGroup], dataset: str) -> None:
     models = sorted({g.first.backbone for g in groups})
     split = "/".join(sorted({g.first.split for g in groups}))
     ax.set_title(f"{dataset_title(dataset)} ({split}) · {', '.join(models)}", fontsize=11.5)
-    ax.legend(loc="lower right", fontsize=8.5, frameon=True, framealpha=0.9,
-              title="method (line: binned mean; dots: classes)", title_fontsize=8)
+    # Below the axes: per-class dots fill the whole plot area, so no corner is free.
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=min(len(series), 3), fontsize=9,
+              frameon=False, title="lines: mean of classes binned by training count; dots: single classes",
+              title_fontsize=8.5)
 
 
 def plot_per_class(results: list[Result], path: str | os.PathLike, dpi: int = 150) -> Path:
@@ -120,8 +122,9 @@ def plot_per_class(results: list[Result], path: str | os.PathLike, dpi: int = 15
     fig = Figure(figsize=(9.5 * n if n > 1 else 10, 5.8), dpi=dpi, layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, n, squeeze=False)[0]
+    colours: dict[str, str] = {}  # one colour per method across panels
     for ax, (dataset, rs) in zip(axes, by_dataset.items()):
-        _draw(ax, aggregate(rs), dataset)
+        _draw(ax, aggregate(rs), dataset, colours)
     fig.suptitle("Per-class accuracy against training-set frequency", fontsize=13, fontweight="bold")
     path = Path(path)
     with atomic_path(path) as tmp:

@@ -1,0 +1,219 @@
+"""Recipes (shipped TOML) and `ltbench reproduce`: parsing, option mapping, dry-run, skip logic."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+import typer
+
+from lt_bench.errors import LTBenchError
+from lt_bench.report.recipes import (DONE_MARKER, RECIPE_KEYS, STEP_OPTIONS, STEPS, load_recipe, make_plan,
+                                     shipped_recipes)
+
+BALLAD = ["ballad_imagenet_lt_rn50", "ballad_imagenet_lt_vitb16", "ballad_places_lt_vitb16",
+          "ballad_cifar100_lt_vitb16"]
+
+
+def run_cli(argv, capsys):
+    from lt_bench_cli.app import main
+
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    out, err = capsys.readouterr()
+    return e.value.code, out, err
+
+
+def real_options(step: str) -> set[str] | None:
+    """Option names of the installed command, or None while it is a stub without options."""
+    from lt_bench_cli.app import app
+
+    cmd = typer.main.get_command(app).commands[step]
+    names = {p.name for p in cmd.params if p.param_type_name == "option" and p.name != "help"}
+    return names or None
+
+
+def test_shipped_recipes_listed():
+    names = shipped_recipes()
+    assert set(BALLAD + ["demo"]) <= set(names)
+    assert all(names[n] for n in names)  # every recipe has a description
+
+
+@pytest.mark.parametrize("name", BALLAD + ["demo"])
+def test_recipe_keys_are_command_options(name):
+    r = load_recipe(name)
+    for step in STEPS:
+        body = r.step(step) or {}
+        allowed = real_options(step) or STEP_OPTIONS[step]
+        for key in body:
+            if key in RECIPE_KEYS.get(step, set()):
+                continue
+            assert key in allowed, f"{name}: [{step}] {key} is not an option of `ltbench {step}`"
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_mapping_table_matches_commands(step):
+    real = real_options(step)
+    if real is None:
+        pytest.skip(f"`ltbench {step}` is still a stub; the mapping table alone applies")
+    assert STEP_OPTIONS[step] <= real, f"options in the table but not in `ltbench {step}`: " \
+                                       f"{sorted(STEP_OPTIONS[step] - real)}"
+
+
+@pytest.mark.parametrize("name", BALLAD)
+def test_ballad_reference_hyperparameters(name):
+    r = load_recipe(name)
+    ft, ex, ad, ev = (r.step(s) for s in STEPS)
+    assert ft["pretrained"] == "openai" and ft["loss"] == "class" and ft["logit_scale"] == 100
+    assert not ft["lock_image"] and not ft["lock_text"]
+    assert (ft["optimizer"], ft["lr"], ft["momentum"], ft["weight_decay"]) == ("sgd", 1e-5, 0.9, 5e-4)
+    assert (ft["epochs"], ft["batch_size"]) == (50, 512)
+    assert ex["templates"] == "simple" and ex["views"] >= 1 and "test" in ex["splits"]
+    assert (ad["head"], ad["alpha"], ad["lr"], ad["epochs"], ad["batch_size"]) == ("ballad", 0.2, 0.2, 10, 512)
+    assert (ad["sampler"], ad["k_per_class"], ad["momentum"], ad["weight_decay"]) == ("class_aware", 4, 0.9, 5e-4)
+    assert ev["methods"] == ["zeroshot", "ballad"]
+
+
+def test_recipe_models_and_datasets():
+    got = {n: (load_recipe(n).dataset["name"], load_recipe(n).step("finetune")["model"]) for n in BALLAD}
+    assert got == {"ballad_imagenet_lt_rn50": ("imagenet_lt", "RN50"),
+                   "ballad_imagenet_lt_vitb16": ("imagenet_lt", "ViT-B-16"),
+                   "ballad_places_lt_vitb16": ("places_lt", "ViT-B-16"),
+                   "ballad_cifar100_lt_vitb16": ("cifar100_lt", "ViT-B-16")}
+    assert load_recipe("ballad_cifar100_lt_vitb16").dataset["options"] == {"imbalance": 100}
+
+
+def write_recipe(tmp_path, extra_extract="", extra=""):
+    p = tmp_path / "r.toml"
+    p.write_text(f'[dataset]\nname = "synthetic"\n\n[extract]\nmodel = "ltb-tiny-vit"\npretrained = "none"\n'
+                 f'{extra_extract}\n[adapt]\nhead = "ballad"\nepochs = 1\n\n[eval]\nmethods = ["zeroshot", "ballad"]\n'
+                 f'{extra}')
+    return p
+
+
+def test_unknown_key_names_key_and_section(tmp_path):
+    p = write_recipe(tmp_path, extra_extract="colour = 3\n")
+    with pytest.raises(LTBenchError, match=r"unknown key 'colour' in section \[extract\]"):
+        load_recipe(p)
+    p.write_text('[dataset]\nname = "x"\n[extract]\nmodel = "m"\n[bogus]\na = 1\n')
+    with pytest.raises(LTBenchError, match=r"unknown section \[bogus\]"):
+        load_recipe(p)
+    p.write_text('[dataset]\nname = "x"\n[extract]\nmodel = "m"\nout = "x.h5"\n')
+    with pytest.raises(LTBenchError, match=r"'out' in section \[extract\] is set by `ltbench reproduce`"):
+        load_recipe(p)
+
+
+def test_unknown_method(tmp_path):
+    p = write_recipe(tmp_path)
+    p.write_text(p.read_text().replace('["zeroshot", "ballad"]', '["zeroshot", "linear"]'))
+    with pytest.raises(LTBenchError, match="'linear'"):
+        load_recipe(p)
+
+
+def test_cli_unknown_key(tmp_path, ltbench, subprocess_env):
+    p = write_recipe(tmp_path, extra_extract="colour = 3\n")
+    proc = subprocess.run([*ltbench, "reproduce", str(p), "--out", str(tmp_path / "o"), "--dry-run"],
+                          capture_output=True, text=True, env=subprocess_env, timeout=120)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ltbench: error: ")
+    assert "'colour'" in lines[0] and "[extract]" in lines[0]
+
+
+def test_cli_unknown_recipe_lists_shipped(tmp_path, ltbench, subprocess_env):
+    proc = subprocess.run([*ltbench, "reproduce", "ballad_mnist", "--out", str(tmp_path / "o")],
+                          capture_output=True, text=True, env=subprocess_env, timeout=120)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ltbench: error: unknown recipe 'ballad_mnist'")
+    for name in BALLAD + ["demo"]:
+        assert name in lines[0]
+    assert not (tmp_path / "o").exists()
+
+
+def _commands(out: str) -> list[str]:
+    """The subcommand of each printed line ('#' comments as 'skip')."""
+    names = []
+    for line in out.strip().splitlines():
+        if line.startswith("# skip"):
+            names.append("skip " + line.split()[2].rstrip(":"))
+        else:
+            words = line.split()
+            names.append(next(w for w in words if w in ("finetune", "extract", "adapt", "eval", "report")))
+    return names
+
+
+def test_dry_run_order(tmp_path, capsys):
+    out_dir = tmp_path / "run"
+    code, out, err = run_cli(["reproduce", "ballad_imagenet_lt_vitb16", "--out", str(out_dir), "--root", "/img",
+                              "--splits-dir", "/splits", "--dry-run", "--seed", "3"], capsys)
+    assert code == 0, err
+    assert _commands(out) == ["finetune", "extract", "adapt", "eval", "eval", "report"]
+    lines = out.strip().splitlines()
+    assert "--dataset imagenet_lt --root /img --splits-dir /splits" in lines[0]
+    assert "--lr 1e-05" in lines[0] and "--epochs 50" in lines[0] and "--seed 3" in lines[0]
+    assert f"--pretrained {out_dir}/finetune/best.pt" in lines[1] and "--views 4" in lines[1]
+    assert "--splits train,val,test" in lines[1]
+    assert "--alpha 0.2" in lines[2] and "--k-per-class 4" in lines[2] and f"--out {out_dir}/heads/ballad.pt" in lines[2]
+    assert "--baseline zeroshot" in lines[3] and f"--json {out_dir}/results/zeroshot.json" in lines[3]
+    assert f"--head {out_dir}/heads/ballad.pt" in lines[4]
+    assert not out_dir.exists()  # a dry run writes nothing
+
+
+def test_dry_run_dataset_options_and_set(tmp_path, capsys):
+    code, out, _ = run_cli(["reproduce", "ballad_cifar100_lt_vitb16", "--out", str(tmp_path / "o"), "--dry-run",
+                            "--set", "adapt.epochs=1", "--set", "finetune.precision=bf16"], capsys)
+    assert code == 0
+    lines = out.splitlines()
+    assert "--option imbalance=100" in lines[0] and "--precision bf16" in lines[0]
+    assert "--epochs 1 " in lines[2]
+
+
+def _fake_outputs(out, *, finetune=True, features=True, head=True, results=("zeroshot",)):
+    if finetune:
+        (out / "finetune").mkdir(parents=True)
+        (out / "finetune" / "best.pt").write_bytes(b"x")
+        (out / "finetune" / DONE_MARKER).write_text("done\n")
+    if features:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "features.h5").write_bytes(b"x")
+    if head:
+        (out / "heads").mkdir(parents=True)
+        (out / "heads" / "ballad.pt").write_bytes(b"x")
+    (out / "results").mkdir(parents=True, exist_ok=True)
+    for m in results:
+        (out / "results" / f"{m}.json").write_text("{}")
+
+
+def test_skip_finished_steps(tmp_path, capsys):
+    out_dir = tmp_path / "run"
+    _fake_outputs(out_dir)
+    code, out, _ = run_cli(["reproduce", "demo", "--out", str(out_dir), "--dry-run"], capsys)
+    assert code == 0
+    assert _commands(out) == ["skip finetune", "skip extract", "skip adapt", "skip eval", "eval", "report"]
+    assert f"--head {out_dir}/heads/ballad.pt" in out.splitlines()[4]
+
+
+def test_rerun_invalidates_later_steps(tmp_path):
+    out_dir = tmp_path / "run"
+    _fake_outputs(out_dir, features=False, results=("zeroshot", "ballad"))
+    plan = make_plan(load_recipe("demo"), out_dir)
+    assert [s.skip for s in plan.steps] == [True, False, False, False, False]
+    _fake_outputs(tmp_path / "run2", results=("zeroshot", "ballad"))
+    plan = make_plan(load_recipe("demo"), tmp_path / "run2", force=True)
+    assert not any(s.skip for s in plan.steps)
+    assert "--overwrite" in plan.steps[1].argv  # features.h5 exists but is stale
+
+
+def test_finetune_last_checkpoint_epochs(tmp_path):
+    import torch
+
+    out_dir = tmp_path / "run"
+    (out_dir / "finetune").mkdir(parents=True)
+    torch.save({"epoch": 0}, out_dir / "finetune" / "last.pt")
+    plan = make_plan(load_recipe("demo"), out_dir)  # demo: 1 epoch
+    assert not plan.steps[0].skip and "--resume" in plan.steps[0].argv
+    torch.save({"epoch": 1}, out_dir / "finetune" / "last.pt")
+    (out_dir / "finetune" / "best.pt").write_bytes(b"x")
+    plan = make_plan(load_recipe("demo"), out_dir)
+    assert plan.steps[0].skip and "all 1 epochs" in plan.steps[0].reason
