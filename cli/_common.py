@@ -17,6 +17,19 @@ import typer
 from lt_bench.errors import LTBenchError
 from lt_bench.io import write_text
 
+# typer >= 0.2x runs on its own copy of click (typer._click): its exceptions and enums are not
+# click's, so code that catches or compares them must accept both.
+try:
+    from typer import _click as _typer_click
+    CLICK_MODULES = (click, _typer_click)
+except ImportError:  # older typer: plain click
+    CLICK_MODULES = (click,)
+USAGE_ERRORS = tuple({m.exceptions.UsageError for m in CLICK_MODULES})
+ABORTS = tuple({getattr(m.exceptions, "Abort", None) or typer.Abort for m in CLICK_MODULES}
+               | {click.exceptions.Abort})
+CLICK_EXCEPTIONS = tuple({m.exceptions.ClickException for m in CLICK_MODULES})
+_BAD_PARAMETER = tuple({m.exceptions.BadParameter for m in CLICK_MODULES})
+
 CONFIG_HELP = "TOML file whose keys are this command's option names; flags given on the command line win."
 SEED_HELP = "Random seed (same seed, same result on CPU)."
 DEVICE_HELP = "auto, cpu or cuda[:N]."
@@ -55,14 +68,21 @@ def resolve_options(ctx: typer.Context, config: Path | None) -> dict[str, Any]:
         if name not in by_name or name == "config":
             known = ", ".join(sorted(n.replace("_", "-") for n in by_name if n != "config"))
             raise LTBenchError(f"unknown key {key!r} in {config}; `ltbench {ctx.command.name}` takes: {known}")
-        if ctx.get_parameter_source(name) in (click.core.ParameterSource.DEFAULT,
-                                              click.core.ParameterSource.DEFAULT_MAP):
+        source = ctx.get_parameter_source(name)
+        if source is not None and source.name in ("DEFAULT", "DEFAULT_MAP"):
             param = by_name[name]
             try:
-                params[name] = param.type_cast_value(ctx, value)
-            except click.BadParameter as e:
+                params[name] = _cast(param, ctx, value)
+            except _BAD_PARAMETER as e:
                 raise LTBenchError(f"{config}: key {key!r}: {e.message}") from None
     return params
+
+
+def _cast(param, ctx, value):
+    """A config-file value converted as the option's own type would convert it."""
+    if hasattr(param, "type_cast_value"):  # plain click
+        return param.type_cast_value(ctx, value)
+    return param.get_runtime_param().coerce(value, param=param, ctx=ctx)  # typer's own click
 
 
 def to_toml(d: dict[str, Any]) -> str:

@@ -11,6 +11,7 @@ import typer
 from lt_bench.errors import LTBenchError
 from lt_bench.log import setup_logging
 
+from ._common import ABORTS, CLICK_EXCEPTIONS, USAGE_ERRORS
 from .commands import adapt, datasets, demo, eval as eval_cmd, extract, finetune, report, reproduce
 
 app = typer.Typer(
@@ -38,13 +39,13 @@ def main(argv: list[str] | None = None) -> None:
     command = typer.main.get_command(app)
     try:
         rv = command.main(args=argv, prog_name="ltbench", standalone_mode=False)
-    except click.exceptions.UsageError as e:
+    except USAGE_ERRORS as e:
         e.show()
         sys.exit(2)
-    except click.exceptions.Abort:
+    except ABORTS:
         print("ltbench: aborted", file=sys.stderr)
         sys.exit(130)
-    except click.ClickException as e:
+    except CLICK_EXCEPTIONS as e:
         e.show()
         sys.exit(e.exit_code)
     except LTBenchError as e:
