@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import json as jsonlib
 from pathlib import Path
 from typing import Optional
 
@@ -35,7 +35,7 @@ def datasets(
                                                help="Dataset option KEY=VALUE (repeatable)."),
     verify: bool = typer.Option(False, "--verify",
                                 help="Open and decode every image; exit 1 naming the bad ones."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     config: Optional[Path] = config_option(),
     seed: int = seed_option(),
     device: str = device_option(),
@@ -46,7 +46,7 @@ def datasets(
     probe = Console()
     out = Console(width=None if probe.is_terminal else 120)
     if not p["dataset"]:
-        _list(out, p["as_json"])
+        _list(out, p["json"])
         return
     name = p["dataset"]
     info = dataset_info(name)  # unknown dataset -> error listing the known ones
@@ -64,8 +64,8 @@ def datasets(
         bad = _verify(ds)
         summary["verify"] = {"checked": sum(len(s) for s in ds.splits.values()),
                              "bad": [{"split": b.split, "id": b.id, "reason": b.reason} for b in bad]}
-    if p["as_json"]:
-        typer.echo(json.dumps(summary, indent=2))
+    if p["json"]:
+        typer.echo(jsonlib.dumps(summary, indent=2))
     else:
         _render(out, summary, bad)
     if bad:
@@ -79,15 +79,15 @@ def datasets(
 def _list(out: Console, as_json: bool) -> None:
     infos = [dataset_info(n) for n in list_datasets()]
     if as_json:
-        typer.echo(json.dumps([{"name": i.name, "description": i.description,
+        typer.echo(jsonlib.dumps([{"name": i.name, "description": i.description,
                                 "location": i.location, "options": i.options} for i in infos],
                               indent=2, default=str))
         return
     table = Table(title="Known datasets (ltbench datasets --dataset NAME for counts)")
     table.add_column("dataset", style="bold", no_wrap=True)
-    table.add_column("description")
-    table.add_column("files (default location)")
-    table.add_column("options")
+    table.add_column("description", overflow="fold")
+    table.add_column("files (default location)", overflow="fold")
+    table.add_column("options", overflow="fold")
     for i in infos:
         opts = ", ".join(f"{k}={v}" for k, v in i.options.items()) or "-"
         table.add_row(i.name, i.description, i.location or "-", opts)
