@@ -6,30 +6,13 @@ extract ...` every rank computes a share of each round of batches and rank 0 wri
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import List, Optional
 
 import click
 import typer
 
-from lt_bench.errors import LTBenchError
-
 from .._common import config_option, device_option, resolve_options, seed_option, write_resolved_config
-
-
-def parse_options(pairs: list[str] | None) -> dict:
-    """``key=value`` pairs -> dict; values parsed as JSON where they parse (numbers, true, lists)."""
-    out = {}
-    for pair in pairs or []:
-        if "=" not in pair:
-            raise click.UsageError(f"--option takes key=value, got {pair!r}")
-        key, value = pair.split("=", 1)
-        try:
-            out[key.strip().replace("-", "_")] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip().replace("-", "_")] = value
-    return out
 
 
 def extract(
@@ -37,7 +20,7 @@ def extract(
     dataset: Optional[str] = typer.Option(None, "--dataset", help="Dataset name (see `ltbench datasets`)."),
     root: Optional[Path] = typer.Option(None, "--root", help="Image root of the dataset."),
     splits_dir: Optional[Path] = typer.Option(None, "--splits-dir", help="Folder of the split files."),
-    option: Optional[List[str]] = typer.Option(None, "--option", help="Dataset option key=value (repeatable)."),
+    option: Optional[List[str]] = typer.Option(None, "--option", "-o", help="Dataset option key=value (repeatable)."),
     model: Optional[str] = typer.Option(None, "--model", help="open_clip model name (e.g. ViT-B-16, ltb-tiny-vit)."),
     pretrained: Optional[str] = typer.Option(None, "--pretrained", help="Hub tag, checkpoint path, or none."),
     splits: str = typer.Option("train,val,test", "--splits", help="Comma-separated splits to extract."),
@@ -59,22 +42,17 @@ def extract(
             raise click.UsageError(f"missing option --{name} (on the command line or in --config)", ctx=ctx)
 
     from lt_bench import distributed as dist_
-    from lt_bench.data import load_dataset
+    from lt_bench.data import load_dataset, parse_dataset_options
     from lt_bench.device import seed_everything
     from lt_bench.features.extract import ExtractOptions, extract_features
     from lt_bench.models import create_model
 
-    options = parse_options(params["option"])
+    options = parse_dataset_options(params["dataset"], params["option"])
     split_names = tuple(s.strip() for s in str(params["splits"]).split(",") if s.strip())
     out_path = Path(params["out"])
     dctx = dist_.init_distributed(params["device"])
     try:
-        try:
-            ds = load_dataset(params["dataset"], root=params["root"], splits_dir=params["splits_dir"], **options)
-        except TypeError as e:
-            if "unexpected keyword" not in str(e):
-                raise
-            raise LTBenchError(f"dataset {params['dataset']!r} does not take that --option ({e})") from None
+        ds = load_dataset(params["dataset"], root=params["root"], splits_dir=params["splits_dir"], **options)
         seed_everything(params["seed"])  # a random-init model is the same on every rank and rerun
         bundle = create_model(params["model"], params["pretrained"], device=dctx.device)
         opts = ExtractOptions(splits=split_names, views=params["views"], templates=params["templates"],

@@ -11,8 +11,16 @@
 /<split>/aug_features  (N, V, D) float16 optional augmented views
 /<split>/labels (N,) int64       /<split>/paths (N,) utf-8
 /<split>/skipped_paths (K,) utf-8, optional: images left out by --skip-bad
-/<split> attrs: n_done, complete
+/<split> attrs: n_done, complete; optional n_seen
 ```
+
+Additive, still version 1 (readers that ignore them lose nothing): ``/<split>/skipped_paths``
+(ids of images ``ltbench extract --skip-bad`` left out, so N = split size - K) and the split
+attribute ``n_seen`` (images processed, written or skipped: where a resumed extraction starts
+reading; ``n_done`` stays the number of rows written). While a split is incomplete its row
+datasets may be longer than ``n_done`` (allocated at the split's size, filled in order); a
+complete split has exactly ``n_done`` rows. ``ltbench extract`` writes the row datasets
+contiguous (unchunked), which reads back as fast as a raw file (benchmarks/test_bench_extract.py).
 
 ``FeatureCache`` is the one reader every later command uses: it validates format, version and
 attributes on open, and refuses an incomplete split when asked for its rows.
@@ -85,6 +93,7 @@ class FeatureCache:
         self.config = json.loads(self.attrs["config"])
         self.num_classes = int(self.attrs["num_classes"])
         self.embed_dim = int(self.attrs["embed_dim"])
+        self._checked: set[str] = set()
         self.classnames = _strings(self._h5["classes/names"])
         self.train_counts = self._h5["classes/train_counts"][()].astype(np.int64)
         if len(self.classnames) != self.num_classes or len(self.train_counts) != self.num_classes:
@@ -132,7 +141,29 @@ class FeatureCache:
         if not g.attrs.get("complete", False):
             raise CacheError(f"split {split!r} of {self.path} is incomplete ({int(g.attrs.get('n_done', 0))} rows "
                              "done): rerun the same `ltbench extract` command to finish it")
+        if split not in self._checked:
+            self._check_split(split, g)
+            self._checked.add(split)
         return g
+
+    def _check_split(self, split: str, g: h5py.Group) -> None:
+        missing = [k for k in ("features", "labels", "paths") if k not in g]
+        if missing:
+            raise CacheError(f"split {split!r} of {self.path} lacks {', '.join(missing)}: re-extract it")
+        shape = g["features"].shape
+        n, d = shape if len(shape) == 2 else (None, None)
+        problems = []
+        if d != self.embed_dim:
+            problems.append(f"features shape {g['features'].shape}, expected (N, {self.embed_dim})")
+        if g["labels"].shape != (n,) or g["paths"].shape != (n,):
+            problems.append(f"{n} feature rows but labels {g['labels'].shape}, paths {g['paths'].shape}")
+        if "aug_features" in g and (g["aug_features"].ndim != 3 or g["aug_features"].shape[0] != n
+                                    or g["aug_features"].shape[2] != self.embed_dim):
+            problems.append(f"aug_features shape {g['aug_features'].shape}, expected ({n}, V, {self.embed_dim})")
+        if "n_done" in g.attrs and int(g.attrs["n_done"]) != n:
+            problems.append(f"n_done={int(g.attrs['n_done'])} but {n} rows")
+        if problems:
+            raise CacheError(f"split {split!r} of {self.path} is inconsistent ({'; '.join(problems)}): re-extract it")
 
     def __len__(self) -> int:  # pragma: no cover - convenience
         return sum(len(self.labels(s)) for s in self.splits)

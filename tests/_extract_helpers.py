@@ -1,0 +1,48 @@
+"""Shared by the extraction tests: one small synthetic command line and array comparison."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+# Big enough that a kill lands mid-way through train (batch 8, 3 forward images per sample),
+# small enough for seconds on 2 cores.
+SYNTH_OPTIONS = ["--option", "max_per_class=250", "--option", "val_per_class=3", "--option", "test_per_class=6"]
+
+
+def extract_args(out: Path, *extra: str, views: int = 2, batch_size: int = 8, workers: int = 0) -> list[str]:
+    return ["extract", "--dataset", "synthetic", *SYNTH_OPTIONS, "--model", "ltb-tiny-vit",
+            "--pretrained", "none", "--splits", "train,val,test", "--views", str(views),
+            "--batch-size", str(batch_size), "--workers", str(workers), "--seed", "3", "--device", "cpu",
+            "--out", str(out), *extra]
+
+
+def run(cmd: list[str], env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+ARRAYS = ("features", "aug_features", "labels", "paths")
+
+
+def assert_same_arrays(a: Path, b: Path) -> None:
+    """Every array of two caches equal (exactly), text side included; attrs equal but per-run ones."""
+    with h5py.File(a, "r") as fa, h5py.File(b, "r") as fb:
+        for key in ("classes/names", "classes/train_counts", "text/templates", "text/features", "text/classifier"):
+            assert np.array_equal(fa[key][()], fb[key][()]), key
+        assert [s for s in ("train", "val", "test") if s in fa] == [s for s in ("train", "val", "test") if s in fb]
+        for s in ("train", "val", "test"):
+            if s not in fa:
+                continue
+            assert set(fa[s]) == set(fb[s]), s
+            for name in ARRAYS:
+                if name in fa[s]:
+                    assert fa[s][name].shape == fb[s][name].shape, (s, name)
+                    assert np.array_equal(fa[s][name][()], fb[s][name][()]), (s, name)
+            assert dict(fa[s].attrs) == dict(fb[s].attrs), s
+        per_run = {"created", "config"}
+        ra = {k: v for k, v in fa.attrs.items() if k not in per_run}
+        rb = {k: v for k, v in fb.attrs.items() if k not in per_run}
+        assert ra == rb

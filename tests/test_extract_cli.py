@@ -1,0 +1,240 @@
+"""`ltbench extract` end to end: real subprocesses, real HDF5, kill -9 and torchrun."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from _data_helpers import write_png
+from _extract_helpers import assert_same_arrays, extract_args, run
+from conftest import ltbench_cmd
+from lt_bench.data import load_dataset
+from lt_bench.errors import CacheError
+from lt_bench.features import FeatureCache, partial_path
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env["HF_HUB_OFFLINE"] = "1"
+    env.setdefault("OMP_NUM_THREADS", "1")
+    return env
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """One uninterrupted single-process extraction every other test compares against."""
+    out = tmp_path_factory.mktemp("ref") / "ref.h5"
+    r = run(ltbench_cmd() + extract_args(out), _env())
+    assert r.returncode == 0, r.stderr
+    assert "images/s" in r.stderr and str(out) in r.stdout
+    return out
+
+
+def _one_line_error(r: subprocess.CompletedProcess) -> str:
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("ltbench: error:")]
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    return lines[0]
+
+
+# -- schema ------------------------------------------------------------------------------------
+
+def test_cache_schema(reference):
+    ds = load_dataset("synthetic", max_per_class=250, val_per_class=3, test_per_class=6)
+    with h5py.File(reference, "r") as f:
+        a = f.attrs
+        assert a["format"] == "lt_bench.features" and int(a["format_version"]) == 1
+        assert a["model"] == "ltb-tiny-vit" and a["pretrained"] == "none" and a["checkpoint_sha256"] == ""
+        assert a["dataset"] == "synthetic" and int(a["num_classes"]) == 10 and int(a["embed_dim"]) == 64
+        assert bool(a["normalized"]) and a["lt_bench_version"] and "T" in a["created"]
+        config = json.loads(a["config"])
+        assert config["option"] == {"max_per_class": 250, "val_per_class": 3, "test_per_class": 6}
+        assert config["identity"]["dataset_options"]["max_per_class"] == 250
+        assert config["views"] == 2 and config["templates"] == "simple" and config["seed"] == 3
+        c, d = 10, 64
+        names = [s.decode() for s in f["classes/names"][()]]
+        assert names == ds.classnames and f["classes/names"].dtype.kind == "O"
+        assert f["classes/train_counts"].dtype == np.int64
+        assert f["classes/train_counts"][()].tolist() == ds.train_counts.tolist()
+        assert [t.decode() for t in f["text/templates"][()]] == ["a photo of a {}."]
+        tf = f["text/features"]
+        assert tf.shape == (1, c, d) and tf.dtype == np.float32
+        np.testing.assert_allclose(np.linalg.norm(tf[()], axis=-1), 1, atol=1e-5)
+        mean = tf[()].mean(0)
+        cls = f["text/classifier"]
+        assert cls.shape == (c, d) and cls.dtype == np.float32
+        np.testing.assert_allclose(cls[()], mean / np.linalg.norm(mean, axis=-1, keepdims=True), atol=1e-6)
+        for s in ("train", "val", "test"):
+            g, split = f[s], ds.split(s)
+            n = len(split)
+            assert g["features"].shape == (n, d) and g["features"].dtype == np.float16
+            assert g["features"].chunks is None  # contiguous: fast whole reads
+            np.testing.assert_allclose(np.linalg.norm(g["features"][()].astype(np.float32), axis=-1), 1, atol=2e-3)
+            assert g["labels"].dtype == np.int64 and g["labels"][()].tolist() == split.labels.tolist()
+            assert [p.decode() for p in g["paths"][()]] == split.ids
+            assert int(g.attrs["n_done"]) == n and bool(g.attrs["complete"]) and int(g.attrs["n_seen"]) == n
+            assert "skipped_paths" not in g
+            if s == "train":
+                aug = g["aug_features"]
+                assert aug.shape == (n, 2, d) and aug.dtype == np.float16
+                np.testing.assert_allclose(np.linalg.norm(aug[()].astype(np.float32), axis=-1), 1, atol=2e-3)
+                assert not np.array_equal(aug[:, 0], aug[:, 1])  # two different views
+                assert not np.array_equal(aug[:, 0], g["features"][()])
+            else:
+                assert "aug_features" not in g
+    with FeatureCache(reference) as cache:
+        assert cache.features("train").dtype == np.float32 and cache.num_views("train") == 2
+        assert cache.num_views("test") == 0 and cache.skipped_paths("train") == []
+    toml = reference.with_name(reference.name + ".config.toml")
+    assert toml.is_file() and 'dataset = "synthetic"' in toml.read_text()
+    assert not partial_path(reference).exists()
+
+
+def test_rerun_is_up_to_date(reference, tmp_path):
+    out = tmp_path / "copy.h5"
+    shutil.copyfile(reference, out)
+    before = out.read_bytes()
+    r = run(ltbench_cmd() + extract_args(out), _env())
+    assert r.returncode == 0, r.stderr
+    assert "up to date" in r.stdout and out.read_bytes() == before
+
+
+# -- resume after kill -9 ------------------------------------------------------------------------
+
+def _n_done(part: Path) -> int:
+    try:
+        with h5py.File(part, "r", locking=False) as f:
+            return int(f["train"].attrs["n_done"]) if "train" in f else 0
+    except (OSError, KeyError):  # mid-write: try again
+        return 0
+
+
+def test_resume_after_kill9(reference, tmp_path):
+    out = tmp_path / "killed.h5"
+    part = partial_path(out)
+    cmd = ltbench_cmd() + extract_args(out)
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and proc.poll() is None:
+            if part.exists() and _n_done(part) > 0:
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "extraction finished before it could be killed: make the test dataset bigger"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    assert part.exists() and not out.exists()
+    with h5py.File(part, "r") as f:
+        created = f.attrs["created"]
+        done = int(f["train"].attrs["n_done"])
+        total = f["train/features"].shape[0]
+    assert 0 < done < total, (done, total)
+    with pytest.raises(CacheError, match="incomplete"):
+        FeatureCache(out)
+
+    r = run(cmd, _env())
+    assert r.returncode == 0, r.stderr
+    assert "resuming" in r.stderr
+    assert not part.exists() and out.exists()
+    assert_same_arrays(reference, out)
+    with h5py.File(out, "r") as f:
+        assert f.attrs["created"] == created  # kept from the first start
+        assert f["train"].attrs["n_done"] == total
+
+
+# -- torchrun ------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_torchrun_two_processes_same_file(reference, tmp_path):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    if not torchrun.exists():
+        pytest.skip("no torchrun beside this python")
+    out = tmp_path / "ddp.h5"
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "--no-python", *ltbench_cmd(), *extract_args(out)]
+    env = _env()
+    env["OMP_NUM_THREADS"] = "1"
+    r = run(cmd, env, timeout=180)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "2 processes, backend gloo" in r.stderr
+    assert_same_arrays(reference, out)
+
+
+# -- bad input -----------------------------------------------------------------------------------
+
+def _folder_dataset(root: Path) -> tuple[str, str]:
+    """Split-file dataset of 12 train / 4 test PNGs; train image 2 is corrupt, train image 5 missing."""
+    train = [(f"img/tr{i}.png", i % 3) for i in range(12)]
+    test = [(f"img/te{i}.png", i % 3) for i in range(4)]
+    for i, (rel, lab) in enumerate(train + test):
+        write_png(root / rel, value=40 * lab + i, size=16)
+    corrupt, missing = train[2][0], train[5][0]
+    (root / corrupt).write_bytes(b"\x89PNG\r\n\x1a\n this is not a png")
+    (root / missing).unlink()
+    (root / "train.txt").write_text("".join(f"{p} {lab}\n" for p, lab in train))
+    (root / "test.txt").write_text("".join(f"{p} {lab}\n" for p, lab in test))
+    (root / "classnames.txt").write_text("cat\ndog\nred fox\n")
+    return corrupt, missing
+
+
+def test_bad_images_stop_or_skip(tmp_path):
+    root = tmp_path / "data"
+    corrupt, missing = _folder_dataset(root)
+    out = tmp_path / "f.h5"
+    base = ltbench_cmd() + ["extract", "--dataset", "folder", "--root", str(root), "--model", "ltb-tiny-rn",
+                            "--pretrained", "none", "--splits", "train,test", "--batch-size", "2",
+                            "--views", "1", "--out", str(out)]
+    # a DataLoader worker meets the corrupt file: one clean line naming it, nothing moved into place
+    r = run(base + ["--workers", "1"], _env())
+    line = _one_line_error(r)
+    assert corrupt in line and "--skip-bad" in line
+    assert not out.exists() and partial_path(out).exists()
+    # the same command with --skip-bad resumes and records both bad images
+    r = run(base + ["--workers", "0", "--skip-bad"], _env())
+    assert r.returncode == 0, r.stderr
+    assert "train 10 rows (2 skipped)" in r.stdout
+    with FeatureCache(out) as c:
+        assert c.skipped_paths("train") == [corrupt, missing]
+        paths = c.paths("train")
+        assert len(paths) == 10 and corrupt not in paths and missing not in paths
+        assert c.features("train").shape == (10, 64) and c.aug_features("train").shape == (10, 1, 64)
+        assert c.labels("train").tolist() == [i % 3 for i in range(12) if i not in (2, 5)]
+        assert c.skipped_paths("test") == [] and len(c.labels("test")) == 4
+
+
+def test_unknown_model(tmp_path):
+    out = tmp_path / "f.h5"
+    args = extract_args(out)
+    args[args.index("ltb-tiny-vit")] = "ltb-huge-vit"
+    line = _one_line_error(run(ltbench_cmd() + args, _env()))
+    assert "unknown model 'ltb-huge-vit'" in line and "ltb-tiny-vit" in line
+    assert not out.exists() and not partial_path(out).exists()
+
+
+def test_output_of_another_model_refused_then_overwritten(reference, tmp_path):
+    out = tmp_path / "f.h5"
+    shutil.copyfile(reference, out)
+    before = out.read_bytes()
+    small = ["extract", "--dataset", "synthetic", "--option", "max_per_class=20", "--model", "ltb-tiny-rn",
+             "--pretrained", "none", "--splits", "test", "--workers", "0", "--out", str(out)]
+    line = _one_line_error(run(ltbench_cmd() + small, _env()))
+    assert "belongs to another extraction" in line and "ltb-tiny-vit" in line and "ltb-tiny-rn" in line
+    assert "max_per_class" in line and "--overwrite" in line
+    assert out.read_bytes() == before and not partial_path(out).exists()
+    r = run(ltbench_cmd() + small + ["--overwrite"], _env())
+    assert r.returncode == 0, r.stderr
+    with FeatureCache(out) as c:
+        assert c.attrs["model"] == "ltb-tiny-rn" and c.splits == ["test"]
