@@ -217,3 +217,50 @@ def test_finetune_last_checkpoint_epochs(tmp_path):
     (out_dir / "finetune" / "best.pt").write_bytes(b"x")
     plan = make_plan(load_recipe("demo"), out_dir)
     assert plan.steps[0].skip and "all 1 epochs" in plan.steps[0].reason
+
+
+@pytest.mark.slow
+def test_reproduce_end_to_end_synthetic(tmp_path, ltbench, subprocess_env):
+    """The real pipeline on a tiny synthetic set; a rerun skips every step."""
+    import json
+
+    recipe = tmp_path / "tiny.toml"
+    recipe.write_text('''
+[dataset]
+name = "synthetic"
+options = { num_classes = 6, max_per_class = 120, imbalance = 24, test_per_class = 10 }
+
+[finetune]
+model = "ltb-tiny-vit"
+pretrained = "none"
+epochs = 1
+batch_size = 32
+steps_per_epoch = 1
+workers = 0
+
+[extract]
+splits = ["train", "val", "test"]
+views = 1
+workers = 0
+
+[adapt]
+head = "ballad"
+epochs = 1
+batch_size = 32
+
+[eval]
+methods = ["zeroshot", "ballad"]
+''')
+    out = tmp_path / "run"
+    cmd = [*ltbench, "reproduce", str(recipe), "--out", str(out), "--device", "cpu", "--format", "csv"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for f in ("finetune/best.pt", f"finetune/{DONE_MARKER}", "features.h5", "heads/ballad.pt",
+              "results/zeroshot.json", "results/ballad.json", "plan.sh", "recipe.toml", "per_class.png"):
+        assert (out / f).exists(), f
+    assert json.loads((out / "results" / "ballad.json").read_text())["head"] == "ballad"
+    assert proc.stdout.splitlines()[0].startswith("dataset,method")
+    assert {line.split(",")[1] for line in proc.stdout.splitlines()[1:]} == {"zeroshot", "ballad"}
+    again = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env, timeout=300)
+    assert again.returncode == 0
+    assert again.stderr.count("skip ") == 5 and "[1/" not in again.stderr
