@@ -87,7 +87,8 @@ def train_on_arrays(features, labels, train_counts, text_classifier, config: Tra
     """Train ``config.head`` on in-memory arrays (the library core of `ltbench adapt`).
 
     Args:
-        features: (N, D) center-view train features (numpy or torch, any float dtype).
+        features: (N, D) center-view train features (numpy or torch, any float dtype); may be
+            None when ``aug_features`` are given and ``config.views`` is on.
         labels: (N,) int labels.
         train_counts: (C,) training images per class (the prior of the adjusted losses).
         text_classifier: (C, D) normalised text embeddings.
@@ -103,6 +104,8 @@ def train_on_arrays(features, labels, train_counts, text_classifier, config: Tra
         raise LTBenchError("the train split is empty: a trained head needs training images")
     c, d = np.asarray(text_classifier).shape
     use_views = bool(config.views) and aug_features is not None
+    if features is None and not use_views:
+        raise ValueError("features=None needs aug_features and config.views")
     if use_views:
         aug = torch.as_tensor(aug_features)
         v = aug.shape[1]
@@ -155,9 +158,10 @@ def train_on_arrays(features, labels, train_counts, text_classifier, config: Tra
 
 def train_head(cache, config: TrainConfig, device: str | torch.device = "auto", split: str = "train") -> TrainResult:
     """Train ``config.head`` on the ``split`` of a FeatureCache."""
-    feats = cache.features(split)  # raises CacheError when missing or incomplete
+    labels = cache.labels(split)  # raises CacheError when missing or incomplete
     aug = cache.aug_features(split) if config.views else None
-    return train_on_arrays(feats, cache.labels(split), cache.train_counts, cache.text_classifier, config,
+    feats = cache.features(split) if aug is None else None  # the center view is unused when views are
+    return train_on_arrays(feats, labels, cache.train_counts, cache.text_classifier, config,
                            aug_features=aug, device=device)
 
 
