@@ -44,6 +44,7 @@ def places(tmp_path):
     return root
 
 
+@pytest.mark.slow  # a subprocess: the console script starts in seconds
 def test_list(ltbench, subprocess_env):
     r = run(ltbench, subprocess_env)
     assert r.returncode == 0, r.stderr
@@ -60,6 +61,7 @@ def test_list_json(capsys):
     assert "/usr/share/datasets/fashion-mnist" in listed["fashion_mnist_lt"]["location"]
 
 
+@pytest.mark.slow  # a subprocess: the console script starts in seconds
 def test_describe_places(ltbench, subprocess_env, places):
     r = run(ltbench, subprocess_env, "--dataset", "places_lt", "--root", places)
     assert r.returncode == 0, r.stderr
@@ -80,6 +82,7 @@ def test_json_and_verify_ok(capsys, places):
     assert s["verify"] == {"checked": 10, "bad": []}
 
 
+@pytest.mark.slow  # a subprocess: the console script starts in seconds
 def test_verify_reports_missing_and_undecodable(ltbench, subprocess_env, places):
     (places / "train/c0/img 0.png").unlink()
     (places / "test/c1/img 1.jpg").write_bytes(b"\x00garbage")
@@ -119,6 +122,7 @@ def test_config_file(capsys, tmp_path, places):
     assert_error(run_inproc(capsys, "--config", cfg), "unknown key 'colour'")
 
 
+@pytest.mark.slow  # a subprocess: the console script starts in seconds
 def test_fashion_mnist_default_location(ltbench, subprocess_env):
     from lt_bench.data.fashion_mnist import DEFAULT_DIR
     if not (DEFAULT_DIR / "train-images-idx3-ubyte.gz").is_file():
@@ -139,12 +143,14 @@ def test_folder_ok(capsys, tmp_path):
 
 # ---- each bad input: exit 1, one line on stderr starting `ltbench: error:` ----
 
+@pytest.mark.slow  # a subprocess: the console script starts in seconds
 def test_error_missing_root(ltbench, subprocess_env, capsys, tmp_path):
     assert_error(run(ltbench, subprocess_env, "-d", "imagenet_lt"), "--root")
     assert_error(run_inproc(capsys, "-d", "imagenet_lt", "--root", tmp_path / "nope"),
                  str(tmp_path / "nope"), "--root")
 
 
+@pytest.mark.slow  # a subprocess: the console script starts in seconds
 def test_error_missing_split_file(ltbench, subprocess_env, capsys, places):
     (places / "Places_LT_train.txt").unlink()
     assert_error(run(ltbench, subprocess_env, "-d", "places_lt", "--root", places),
@@ -153,6 +159,7 @@ def test_error_missing_split_file(ltbench, subprocess_env, capsys, places):
                             "--splits-dir", places.parent / "nosplits"), "--splits-dir")
 
 
+@pytest.mark.slow  # a subprocess: the console script starts in seconds
 def test_error_malformed_line(ltbench, subprocess_env, places):
     f = places / "Places_LT_test.txt"
     f.write_text(f.read_text() + "just/a/path.jpg\n")
@@ -160,6 +167,7 @@ def test_error_malformed_line(ltbench, subprocess_env, places):
                  str(f), "line 5")  # line 4 is the blank line the writer leaves
 
 
+@pytest.mark.slow  # a subprocess: the console script starts in seconds
 def test_error_label_out_of_range(ltbench, subprocess_env, places):
     f = places / "Places_LT_val.txt"
     f.write_text("val/c0/img 0.png 0\nval/c1/img 1.jpg 400\n")
@@ -167,6 +175,7 @@ def test_error_label_out_of_range(ltbench, subprocess_env, places):
                  str(f), "line 2", "0..364")
 
 
+@pytest.mark.slow  # a subprocess: the console script starts in seconds
 def test_error_classnames_count_mismatch(ltbench, subprocess_env, tmp_path):
     for split, cls in (("train", "a"), ("train", "b"), ("test", "a")):
         write_png(tmp_path / split / cls / "0.png")
@@ -176,11 +185,13 @@ def test_error_classnames_count_mismatch(ltbench, subprocess_env, tmp_path):
                      "-o", f"classnames={names}"), "3 class names", "2 class folders")
 
 
+@pytest.mark.slow  # a subprocess: the console script starts in seconds
 def test_error_unknown_dataset(ltbench, subprocess_env):
     assert_error(run(ltbench, subprocess_env, "-d", "imagenet"), "unknown dataset 'imagenet'",
                  "cifar100_lt", "fashion_mnist_lt", "folder", "imagenet_lt", "places_lt")
 
 
+@pytest.mark.slow  # a subprocess: the console script starts in seconds
 def test_error_unknown_option(ltbench, subprocess_env, capsys, places):
     assert_error(run(ltbench, subprocess_env, "-d", "cifar100_lt", "-o", "colour=red"),
                  "no option 'colour'", "imbalance")

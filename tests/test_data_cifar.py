@@ -18,6 +18,7 @@ def cifar100(cifar_root):
     return load_dataset("cifar100_lt", root=cifar_root)
 
 
+@pytest.mark.slow  # writes and reads 150 MB of pickles
 def test_imbalance_100_counts_and_groups(cifar100):
     ds = cifar100
     assert ds.num_classes == 100 and ds.classnames[4] == "aquarium fish"
