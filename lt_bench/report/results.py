@@ -1,7 +1,8 @@
 """Read and validate ``ltbench eval --json`` result files; group seeds of one configuration.
 
 A result file is refused (``LTBenchError``, one line naming the file and the missing key)
-unless it has what the tables rely on: ``head``, ``metrics.{overall,many,medium,few}``
+unless it has what the tables rely on: ``head`` (an optional ``label`` names the method in
+tables instead), ``metrics.{overall,many,medium,few}``
 (percent, ``null`` for an empty shot group), and a dataset and model (top level or inside
 ``cache``). Per-class data (``per_class``, ``train_counts``) is checked only where a plot
 needs it.
@@ -69,7 +70,7 @@ class Result:
 
     def group_key(self) -> tuple:
         """What must agree for two results to be seeds of one configuration."""
-        return (self.head, self.dataset, self.model, pretrained_key(self.pretrained), self.split,
+        return (self.raw.get("label"), self.head, self.dataset, self.model, pretrained_key(self.pretrained), self.split,
                 json.dumps(comparable_config(self.config), sort_keys=True, default=str))
 
 
@@ -238,14 +239,15 @@ def aggregate(results: list[Result]) -> list[ResultGroup]:
         groups.setdefault(r.group_key(), ResultGroup([])).results.append(r)
     out = list(groups.values())
     for g in out:
-        g.label = g.first.head if g.first.split == "test" else f"{g.first.head} [{g.first.split}]"
+        name = str(g.first.raw.get("label") or g.first.head)  # a result may carry its own method label
+        g.label = name if g.first.split == "test" else f"{name} [{g.first.split}]"
         tau = g.first.config.get("posthoc_tau")
         if tau:
             g.label += f" + post-hoc LA (tau={tau:g})"
     by_base: dict[tuple, list[ResultGroup]] = {}
     for g in out:
         r = g.first
-        by_base.setdefault((r.head, r.dataset, r.model, pretrained_key(r.pretrained), r.split), []).append(g)
+        by_base.setdefault((g.label, r.head, r.dataset, r.model, pretrained_key(r.pretrained), r.split), []).append(g)
     for siblings in by_base.values():
         if len(siblings) < 2:
             continue
