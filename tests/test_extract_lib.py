@@ -167,3 +167,10 @@ def test_distributed_helpers_single_process():
     assert dist_.is_main() and dist_.get_world_size() == 1 and dist_.all_reduce_max(2.0) == 2.0
     dist_.barrier()
     dist_.cleanup()
+
+
+def test_unknown_pretrained_tag():
+    with pytest.raises(LTBenchError, match="neither a file nor a known tag"):
+        create_model("ltb-tiny-vit", "laion9000")
+    with pytest.raises(LTBenchError, match="unknown model 'nope'; known: ltb-tiny-rn, ltb-tiny-vit"):
+        create_model("nope", "none")

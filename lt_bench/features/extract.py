@@ -26,8 +26,9 @@ How the file is written (and why):
   missing splits (copied to the partial first), or reported up to date.
 - Determinism: batches are aligned to ``batch_size`` from the split's resume point, the center
   view is deterministic, and augmented view v of image i is drawn from RNGs seeded by
-  ``(seed, i, v)`` inside ``__getitem__``; so batching, DataLoader workers, resume and
-  sharding do not change the file's arrays.
+  ``(seed, i, v)`` inside ``__getitem__``; so DataLoader workers, resume and sharding do not
+  change the file's arrays. The batch size is not part of the identity: resuming with another
+  one continues correctly, but its rows may differ in the last bits from an uninterrupted run.
 - Under torchrun each round holds ``world_size`` batches, batch r computed by rank r; rank 0
   gathers them (``all_gather``) and writes. Bad images are seen by every rank in the gathered
   metadata, so every rank stops with the same error.
@@ -310,7 +311,7 @@ def _prepare(out: Path, dataset: LTDataset, bundle, opts: ExtractOptions, config
     action, have = ("fresh", [])
     if out.exists():
         action, have = _open_existing_output(out, ident, opts)
-        if action == "done" and not part.exists():
+        if action == "done":  # a leftover partial (another run's) does not matter then
             return {"status": "up-to-date", "have": have}
     resume = False
     if part.exists() and not opts.overwrite:
