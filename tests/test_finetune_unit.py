@@ -118,3 +118,77 @@ def test_class_loss_is_a_global_batch_mean():
             (loss_fn(img, txt, scale, y[s]) / len(parts)).backward()
         grads.append(torch.cat([p.grad.flatten() for p in bundle.model.parameters() if p.grad is not None]))
     assert torch.allclose(grads[0], grads[1], atol=1e-4, rtol=1e-3)
+
+
+def _tiny_run(tmp_path, name, **kw):
+    from lt_bench.finetune import run_finetune
+
+    cfg = FinetuneConfig(dataset="synthetic", out=str(tmp_path / name), model="ltb-tiny-vit", pretrained="none",
+                         dataset_options={"max_per_class": 40}, epochs=1, optimizer="sgd", lr=0.05,
+                         augment=False, workers=0, device="cpu", seed=1, **kw)
+    run_finetune(cfg)
+    return torch.load(tmp_path / name / "last.pt", weights_only=True)
+
+
+@pytest.mark.slow
+def test_accumulation_equals_the_larger_batch(tmp_path):
+    a = _tiny_run(tmp_path, "big", batch_size=16, steps_per_epoch=1)
+    b = _tiny_run(tmp_path, "accum", batch_size=8, accum_steps=2, steps_per_epoch=2)
+    assert a["scheduler"]["step"] == b["scheduler"]["step"] == 1
+    for k, v in a["state_dict"].items():
+        torch.testing.assert_close(b["state_dict"][k], v, atol=1e-5, rtol=1e-4, msg=k)
+
+
+@pytest.mark.slow
+def test_lock_image_keeps_the_image_tower(tmp_path):
+    from lt_bench.models import create_model
+
+    ck = _tiny_run(tmp_path, "lock", batch_size=8, steps_per_epoch=2, lock_image=True)
+    torch.manual_seed(1)
+    init = create_model("ltb-tiny-vit", "none").model.state_dict()
+    for k, v in ck["state_dict"].items():
+        if k.startswith("visual."):
+            assert torch.equal(v, init[k]), k
+    assert not torch.equal(ck["state_dict"]["token_embedding.weight"], init["token_embedding.weight"])
+
+
+def test_freeze_bn_and_locks_set_modes():
+    from lt_bench.finetune.train import set_train_mode, set_trainable
+    from lt_bench.models import create_model
+
+    model = create_model("ltb-tiny-rn", "none").model
+    cfg = FinetuneConfig(dataset="synthetic", out="x", freeze_bn=True, lock_text=True)
+    params = set_trainable(model, cfg)
+    set_train_mode(model, cfg)
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bns and not any(m.training for m in bns)
+    assert model.visual.training and not model.transformer.training
+    assert all(p.requires_grad for p in bns[0].parameters())  # affine weights still train
+    names = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert names and all(n.startswith("visual.") for n in names)
+    assert sum(p.numel() for p in params) == sum(p.numel() for p in model.visual.parameters())
+
+
+@pytest.mark.slow
+def test_config_file_and_held_out_validation(tmp_path, capsys):
+    """--config supplies options (flags win); no val split -> a held-out train slice validates."""
+    import json
+
+    from lt_bench_cli.app import main
+
+    out = tmp_path / "run"
+    cfg = tmp_path / "ft.toml"
+    cfg.write_text(f'dataset = "synthetic"\nout = "{out}"\nmodel = "ltb-tiny-vit"\npretrained = "none"\n'
+                   'option = ["max_per_class=40", "val_per_class=0"]\nepochs = 5\nbatch-size = 8\n'
+                   'workers = 0\nsteps-per-epoch = 2\n')
+    with pytest.raises(SystemExit) as e:
+        main(["finetune", "--config", str(cfg), "--epochs", "1", "--device", "cpu"])
+    assert e.value.code == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["epochs"] == 1
+    ck = torch.load(out / "last.pt", weights_only=True)
+    saved = json.loads(ck["config"])
+    assert saved["dataset_options"] == {"max_per_class": 40, "val_per_class": 0} and saved["batch_size"] == 8
+    resolved = (out / "config.toml").read_text()
+    assert "epochs = 1" in resolved and "max_per_class=40" in resolved
+    assert 0.0 <= ck["history"][0]["val_acc"] <= 1.0

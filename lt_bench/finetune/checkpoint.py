@@ -120,9 +120,29 @@ def check_resume(ckpt: dict, cfg, path: Path) -> None:
                                f"resume with --{key} {ckpt[key]}, or use another --out")
     if ckpt["optimizer"] is None:
         raise LTBenchError(f"{path} holds no optimizer state (a best.pt?); resume from a last.pt")
+    _warn_changed(ckpt, cfg, path)
     if int(ckpt["epoch"]) > cfg.epochs:
         raise LTBenchError(f"{path} has already completed {ckpt['epoch']} epochs, more than --epochs {cfg.epochs}; "
                            f"ask for at least {ckpt['epoch']} epochs")
+
+
+# Settings that may change on resume without changing what the run is (where it runs, how fast).
+_RUN_ONLY = {"resume", "overwrite", "device", "workers", "out"}
+
+
+def _warn_changed(ckpt: dict, cfg, path: Path) -> None:
+    """Log the training settings that differ from the checkpoint's (allowed, but said)."""
+    try:
+        old = json.loads(ckpt["config"])
+    except (TypeError, ValueError):
+        return
+    new = json.loads(cfg.to_json())
+    changed = [f"{k}: {old[k]!r} -> {new[k]!r}" for k in sorted(new)
+               if k in old and k not in _RUN_ONLY and old[k] != new[k]]
+    if changed:
+        from ..log import get_logger
+
+        get_logger(__name__).warning("resuming %s with changed settings (%s)", path, "; ".join(changed))
 
 
 def check_run_dir(out: Path, resume: bool, overwrite: bool) -> None:
