@@ -120,7 +120,7 @@ def test_class_loss_is_a_global_batch_mean():
     assert torch.allclose(grads[0], grads[1], atol=1e-4, rtol=1e-3)
 
 
-def _tiny_run(tmp_path, name, **kw):
+def _tiny_run(tmp_path, name, **kw):  # one process, no augmentation, SGD
     from lt_bench.finetune import run_finetune
 
     cfg = FinetuneConfig(dataset="synthetic", out=str(tmp_path / name), model="ltb-tiny-vit", pretrained="none",
@@ -192,3 +192,19 @@ def test_config_file_and_held_out_validation(tmp_path, capsys):
     resolved = (out / "config.toml").read_text()
     assert "epochs = 1" in resolved and "max_per_class=40" in resolved
     assert 0.0 <= ck["history"][0]["val_acc"] <= 1.0
+
+
+@pytest.mark.slow
+def test_same_seed_same_weights_with_workers_and_augmentation(tmp_path):
+    from lt_bench.finetune import run_finetune
+
+    weights = []
+    for name in ("a", "b"):
+        cfg = FinetuneConfig(dataset="synthetic", out=str(tmp_path / name), model="ltb-tiny-vit",
+                             pretrained="none", dataset_options={"max_per_class": 40}, epochs=2,
+                             batch_size=8, steps_per_epoch=2, optimizer="adamw", lr=1e-3, augment=True,
+                             workers=1, device="cpu", seed=5)
+        run_finetune(cfg)
+        weights.append(torch.load(tmp_path / name / "last.pt", weights_only=True)["state_dict"])
+    for k in weights[0]:
+        assert torch.equal(weights[0][k], weights[1][k]), k
