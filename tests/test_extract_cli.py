@@ -22,6 +22,9 @@ from lt_bench.data import load_dataset
 from lt_bench.errors import CacheError
 from lt_bench.features import FeatureCache, partial_path
 
+# every test here runs `ltbench extract` in real subprocesses (seconds each)
+pytestmark = pytest.mark.slow
+
 
 def _env() -> dict:
     env = dict(os.environ)
@@ -158,7 +161,6 @@ def test_resume_after_kill9(reference, tmp_path):
 
 # -- torchrun ------------------------------------------------------------------------------------
 
-@pytest.mark.slow
 def test_torchrun_two_processes_same_file(reference, tmp_path):
     torchrun = Path(sys.executable).with_name("torchrun")
     if not torchrun.exists():

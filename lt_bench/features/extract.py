@@ -292,11 +292,16 @@ def _create_fresh(part: Path, dataset: LTDataset, bundle, opts: ExtractOptions, 
                   device: torch.device) -> None:
     templates = get_templates(opts.templates)
     text = encode_class_prompts(bundle, dataset.classnames, templates, device)
-    if part.exists():
-        part.unlink()
+    # the header appears whole or not at all: a partial always says what it belongs to
+    # (not io.atomic_path: its mkstemp file would make the final cache owner-only, 0600)
+    tmp = part.with_name(part.name + ".new")
     part.parent.mkdir(parents=True, exist_ok=True)
-    with h5py.File(part, "w") as f:
-        write_header(f, attrs, dataset.classnames, dataset.train_counts, templates, text)
+    try:
+        with h5py.File(tmp, "w") as f:
+            write_header(f, attrs, dataset.classnames, dataset.train_counts, templates, text)
+        os.replace(tmp, part)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _prepare(out: Path, dataset: LTDataset, bundle, opts: ExtractOptions, config: dict,
