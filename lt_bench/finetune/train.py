@@ -245,8 +245,6 @@ def _run(cfg: FinetuneConfig, ctx, out: Path, resume_ckpt, on_start) -> dict:
         with progress as bar:
             task = bar.add_task("train", total=micro_per_epoch) if bar else None
             for images, labels, _ in loader:
-                if n_micro >= micro_per_epoch:
-                    break
                 images = images.to(device, non_blocking=True)
                 labels = labels.to(device, non_blocking=True)
                 sync = (n_micro + 1) % cfg.accum_steps == 0
@@ -268,6 +266,8 @@ def _run(cfg: FinetuneConfig, ctx, out: Path, resume_ckpt, on_start) -> dict:
                 n_micro += 1
                 if bar:
                     bar.update(task, advance=1)
+                if n_micro >= micro_per_epoch:
+                    break
         train_time = time.perf_counter() - t0
         lr_used = optimizer.param_groups[0]["lr"] if schedule.step_count == 0 else \
             _lr_of_last_step(schedule, cfg)
