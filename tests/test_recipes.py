@@ -35,11 +35,11 @@ def real_options(step: str) -> set[str] | None:
 
 def test_shipped_recipes_listed():
     names = shipped_recipes()
-    assert set(BALLAD + ["demo"]) <= set(names)
+    assert set(BALLAD + ["smoke"]) <= set(names)
     assert all(names[n] for n in names)  # every recipe has a description
 
 
-@pytest.mark.parametrize("name", BALLAD + ["demo"])
+@pytest.mark.parametrize("name", BALLAD + ["smoke"])
 def test_recipe_keys_are_command_options(name):
     r = load_recipe(name)
     for step in STEPS:
@@ -126,7 +126,7 @@ def test_cli_unknown_recipe_lists_shipped(tmp_path, ltbench, subprocess_env):
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ltbench: error: unknown recipe 'ballad_mnist'")
-    for name in BALLAD + ["demo"]:
+    for name in BALLAD + ["smoke"]:
         assert name in lines[0]
     assert not (tmp_path / "o").exists()
 
@@ -188,7 +188,7 @@ def _fake_outputs(out, *, finetune=True, features=True, head=True, results=("zer
 def test_skip_finished_steps(tmp_path, capsys):
     out_dir = tmp_path / "run"
     _fake_outputs(out_dir)
-    code, out, _ = run_cli(["reproduce", "demo", "--out", str(out_dir), "--dry-run"], capsys)
+    code, out, _ = run_cli(["reproduce", "smoke", "--out", str(out_dir), "--dry-run"], capsys)
     assert code == 0
     assert _commands(out) == ["skip finetune", "skip extract", "skip adapt", "skip eval", "eval", "report"]
     assert f"--head {out_dir}/heads/ballad.pt" in out.splitlines()[4]
@@ -197,10 +197,10 @@ def test_skip_finished_steps(tmp_path, capsys):
 def test_rerun_invalidates_later_steps(tmp_path):
     out_dir = tmp_path / "run"
     _fake_outputs(out_dir, features=False, results=("zeroshot", "ballad"))
-    plan = make_plan(load_recipe("demo"), out_dir)
+    plan = make_plan(load_recipe("smoke"), out_dir)
     assert [s.skip for s in plan.steps] == [True, False, False, False, False]
     _fake_outputs(tmp_path / "run2", results=("zeroshot", "ballad"))
-    plan = make_plan(load_recipe("demo"), tmp_path / "run2", force=True)
+    plan = make_plan(load_recipe("smoke"), tmp_path / "run2", force=True)
     assert not any(s.skip for s in plan.steps)
     assert "--overwrite" in plan.steps[1].argv  # features.h5 exists but is stale
 
@@ -211,11 +211,11 @@ def test_finetune_last_checkpoint_epochs(tmp_path):
     out_dir = tmp_path / "run"
     (out_dir / "finetune").mkdir(parents=True)
     torch.save({"epoch": 0}, out_dir / "finetune" / "last.pt")
-    plan = make_plan(load_recipe("demo"), out_dir)  # demo: 1 epoch
+    plan = make_plan(load_recipe("smoke"), out_dir)  # smoke: 1 epoch
     assert not plan.steps[0].skip and "--resume" in plan.steps[0].argv
     torch.save({"epoch": 1}, out_dir / "finetune" / "last.pt")
     (out_dir / "finetune" / "best.pt").write_bytes(b"x")
-    plan = make_plan(load_recipe("demo"), out_dir)
+    plan = make_plan(load_recipe("smoke"), out_dir)
     assert plan.steps[0].skip and "all 1 epochs" in plan.steps[0].reason
 
 
