@@ -37,7 +37,7 @@ class DemoConfig:
     out: str = "ltbench-demo"  # everything goes here; a rerun reuses finished steps
     root: str | None = None  # Fashion-MNIST's four .gz files (default: Debian's location)
     model: str = "ltb-tiny-vit"  # 32 px ViT, a few layers: seconds per epoch on CPU
-    epochs: int = 10  # Phase A epochs
+    epochs: int = 30  # Phase A epochs (about a minute on 2 CPU cores)
     batch_size: int = 128  # Phase A batch
     lr: float = 2e-3  # Phase A AdamW lr (random init needs far more than BALLAD's 1e-5)
     views: int = 4  # augmented views cached per train image
@@ -82,7 +82,9 @@ def fashion_mnist_root(root: str | None, out: Path) -> str | None:
 
     if root is not None:
         if not has(root):
-            raise LTBenchError(f"--root {root} does not hold the four Fashion-MNIST files ({', '.join(FASHION_MNIST_FILES)})")
+            raise LTBenchError(f"--root {root} does not hold the four Fashion-MNIST files ({', '.join(FASHION_MNIST_FILES)}): "
+                               "point it at a folder that does, or leave it out to use Debian's copy "
+                               "(`sudo apt-get install dataset-fashion-mnist`)")
         return root
     if has(DEFAULT_DIR):
         return None  # the loader's default
@@ -189,8 +191,7 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
                 pred = baseline_logits(cache, name, "test", cfg.device, cfg.seed, k=cfg.knn_k)
             ev = evaluate(pred.logits, pred.labels, cache.train_counts)
             rec = result_record(ev, head=pred.head, kind=pred.kind, split="test", cache=cache,
-                                config=pred.config, seed=cfg.seed, head_path=pred.head_path)
-            rec["label"] = label
+                                config=pred.config, seed=cfg.seed, head_path=pred.head_path, label=label)
             write_json(result_path, rec)
             records[label] = rec
             files[label] = result_path

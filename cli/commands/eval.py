@@ -32,7 +32,7 @@ def _cell(v) -> str:
 
 def render_table(record: dict) -> Table:
     """The metrics of one result as a rich table (percent, one decimal; '-' for an empty group)."""
-    title = f"{record['head']} on {record['dataset']} / {record['model']} ({record['split']}"
+    title = f"{record.get('label') or record['head']} on {record['dataset']} / {record['model']} ({record['split']}"
     title += f", post-hoc tau {record['posthoc_tau']:g})" if record["posthoc_tau"] else ")"
     t = Table(title=title)
     t.add_column("metric")
@@ -55,6 +55,7 @@ def eval_(
                                             dir_okay=False),
     posthoc_tau: float = typer.Option(0.0, "--posthoc-tau", help="Subtract tau * log(train prior) from the logits."),
     k: int = typer.Option(20, "--k", help="Neighbours of the knn baseline."),
+    label: Optional[str] = typer.Option(None, "--label", help="Method name for tables (default: the head's name)."),
     config: Optional[Path] = config_option(),
     seed: int = seed_option(),
     device: str = device_option(),
@@ -76,7 +77,7 @@ def eval_(
         ev = evaluate(pred.logits, pred.labels, cache.train_counts, posthoc_tau=p["posthoc_tau"])
         record = result_record(ev, head=pred.head, kind=pred.kind, split=p["split"], cache=cache,
                                config=pred.config, seed=p["seed"], posthoc_tau=p["posthoc_tau"],
-                               head_path=pred.head_path)
+                               head_path=pred.head_path, label=p["label"])
     Console().print(render_table(record))
     if p["json_out"] is not None:
         write_json(p["json_out"], record)

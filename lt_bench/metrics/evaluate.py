@@ -13,6 +13,7 @@ The result file (``result_record``; keys are stable, `ltbench report` reads them
 
     {"format": "lt_bench.result", "format_version": 1,
      "head": NAME,                   # baseline name or the trained head's name
+     "label": str | null,            # the method's name in tables (`eval --label`); null: the head's
      "kind": "baseline" | "trained",
      "head_path": str | null,        # HEAD.pt for a trained head
      "dataset": str, "model": str,   # from the cache, for the report's rows
@@ -94,11 +95,11 @@ def evaluate(logits: np.ndarray, labels: np.ndarray, train_counts, posthoc_tau: 
 
 
 def result_record(evaluation: dict, *, head: str, kind: str, split: str, cache, config: dict, seed: int,
-                  posthoc_tau: float = 0.0, head_path: str | None = None) -> dict:
+                  posthoc_tau: float = 0.0, head_path: str | None = None, label: str | None = None) -> dict:
     """The JSON-ready result of one evaluation (keys in the module docstring)."""
     prov = cache.provenance()
     return {"format": RESULT_FORMAT, "format_version": RESULT_FORMAT_VERSION,
-            "head": head, "kind": kind, "head_path": head_path,
+            "head": head, "label": label, "kind": kind, "head_path": head_path,
             "dataset": prov["dataset"], "model": prov["model"], "split": split,
             "metrics": evaluation["metrics"], "per_class": evaluation["per_class"],
             "train_counts": [int(c) for c in cache.train_counts], "classnames": list(cache.classnames),

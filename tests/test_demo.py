@@ -1,0 +1,55 @@
+"""`ltbench demo`, reduced (fewer epochs): the whole pipeline on the real Fashion-MNIST files."""
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import FASHION_MNIST_DIR
+
+pytestmark = pytest.mark.slow
+
+needs_fmnist = pytest.mark.skipif(not (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists(),
+                                  reason="Debian's dataset-fashion-mnist is not installed")
+METHODS = ["zero-shot (Phase A)", "BALLAD", "cosine + LA loss", "NCM", "kNN"]
+REDUCED = ["--epochs", "2", "--views", "1", "--head-epochs", "2", "--workers", "0"]
+
+
+def run(cmd, env, **kw):
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, **kw)
+
+
+@needs_fmnist
+def test_reduced_demo_runs_then_reuses_its_steps(ltbench, subprocess_env, tmp_path):
+    out = tmp_path / "demo"
+    first = run([*ltbench, "demo", "--out", str(out), *REDUCED], subprocess_env)
+    assert first.returncode == 0, first.stderr[-2000:]
+    for m in METHODS:  # one table row per method, on stdout
+        assert m in first.stdout
+    results = sorted((out / "results").glob("*.json"))
+    assert len(results) == len(METHODS)
+    records = {json.loads(p.read_text())["label"]: json.loads(p.read_text()) for p in results}
+    assert set(records) == set(METHODS)
+    for rec in records.values():
+        assert rec["dataset"] == "fashion_mnist_lt" and rec["model"] == "ltb-tiny-vit"
+        assert rec["num_images"] == 10_000
+        assert all(rec["metrics"][g] is not None for g in ("many", "medium", "few"))
+    assert (out / "leaderboard.md").read_text().count("| ") > len(METHODS)
+    assert (out / "per_class_accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "config.toml").is_file() and (out / "finetune" / "best.pt").is_file()
+
+    cache_mtime = (out / "features.h5").stat().st_mtime_ns
+    second = run([*ltbench, "demo", "--out", str(out), *REDUCED], subprocess_env)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "reused finished steps: finetune, extract, adapt BALLAD, adapt cosine + LA loss" in second.stderr
+    assert (out / "features.h5").stat().st_mtime_ns == cache_mtime
+    again = {json.loads(p.read_text())["label"]: json.loads(p.read_text())["metrics"] for p in results}
+    assert again == {k: v["metrics"] for k, v in records.items()}  # same inputs, same numbers
+
+
+def test_demo_without_fashion_mnist_says_how_to_get_it(ltbench, subprocess_env, tmp_path):
+    r = run([*ltbench, "demo", "--out", str(tmp_path / "d"), "--root", str(tmp_path / "nowhere")], subprocess_env)
+    assert r.returncode == 1
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert lines[-1].startswith("ltbench: error:") and "Fashion-MNIST" in lines[-1]
