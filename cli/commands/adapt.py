@@ -8,7 +8,10 @@ from typing import Optional
 import typer
 
 from lt_bench.features import FeatureCache
-from lt_bench.heads import list_heads, resolve_config, save_head, train_head
+
+# Spelled out so that `ltbench --help` need not import torch; tests/test_cli_help.py checks it
+# against the registry.
+TRAINED_HEADS = ("ballad", "cosine", "linear")
 from lt_bench.log import get_logger
 
 from .._common import config_option, device_option, resolve_options, seed_option, write_resolved_config
@@ -20,7 +23,7 @@ _DEF = "default: the head's recipe"
 def adapt(
     ctx: typer.Context,
     features: Path = typer.Argument(..., help="Feature cache written by `ltbench extract`.", dir_okay=False),
-    head: str = typer.Option("ballad", "--head", help=f"Trained head: {', '.join(list_heads('trained'))}."),
+    head: str = typer.Option("ballad", "--head", help=f"Trained head: {', '.join(TRAINED_HEADS)}."),
     out: Path = typer.Option(..., "--out", help="Where to write HEAD.pt.", dir_okay=False),
     loss: Optional[str] = typer.Option(None, "--loss", help=f"ce, logit_adjusted or balanced_softmax ({_DEF})."),
     tau: Optional[float] = typer.Option(None, "--tau", help="Logit-adjustment strength (logit_adjusted)."),
@@ -47,6 +50,8 @@ def adapt(
     p = resolve_options(ctx, config)
     recipe = {k: p[k] for k in ("loss", "tau", "sampler", "k_per_class", "epochs", "batch_size", "lr", "momentum",
                                 "weight_decay", "alpha", "scale", "views")}
+    from lt_bench.heads import resolve_config, save_head, train_head
+
     cfg = resolve_config(p["head"], seed=p["seed"], **recipe)
     with FeatureCache(p["features"]) as cache:
         result = train_head(cache, cfg, device=p["device"])
