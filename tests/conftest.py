@@ -29,3 +29,14 @@ def subprocess_env():
     env["HF_HUB_OFFLINE"] = "1"
     env.setdefault("OMP_NUM_THREADS", "1")
     return env
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny matmuls on a shared 2-core machine: one thread avoids OpenMP spin contention (20x here)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

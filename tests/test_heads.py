@@ -13,13 +13,7 @@ from lt_bench.heads import (KNN, NCM, BalladHead, create_head, list_heads, load_
 from lt_bench.metrics import log_prior
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny matmuls on a shared 2-core machine: one thread avoids OpenMP spin contention (20x here).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import LTBenchError
+from .splitfile import read_text_file
 
 
 def prompt_name(raw: str) -> str:
@@ -43,12 +44,7 @@ def places_lt_classnames() -> list[str]:
 def read_classnames_file(path: str | Path) -> list[str]:
     """One class name a line (label order); blank lines ignored, surrounding spaces stripped."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise LTBenchError(f"class-names file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise LTBenchError(f"cannot read class-names file {path}: {e}") from None
+    text = read_text_file(path, "class-names file")
     names = [line.strip() for line in text.splitlines() if line.strip()]
     if not names:
         raise LTBenchError(f"class-names file {path} is empty: write one class name a line")

@@ -13,6 +13,16 @@ import numpy as np
 from ..errors import LTBenchError
 
 
+
+def read_text_file(path: Path, what: str) -> str:
+    """The text of a small input file (UTF-8); a missing or unreadable one is an LTBenchError naming it."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise LTBenchError(f"{what} {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise LTBenchError(f"cannot read {what} {path}: {e}") from None
+
 def read_split_file(
     path: str | Path, num_classes: int | None = None, range_hint: str = ""
 ) -> tuple[list[str], np.ndarray]:
@@ -31,12 +41,7 @@ def read_split_file(
             label is outside 0..num_classes-1; the message names the file and line number.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise LTBenchError(f"split file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise LTBenchError(f"cannot read split file {path}: {e}") from None
+    text = read_text_file(path, "split file")
     ids: list[str] = []
     labels: list[int] = []
     for lineno, line in enumerate(text.splitlines(), start=1):
