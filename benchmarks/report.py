@@ -105,10 +105,32 @@ def render(data: dict, command: str) -> str:
         out.append("")
         for n in notes[title]:
             out += [n, ""]
+    out.append(READING)
     gate_lines = check_gates(data)
     if gate_lines:
         out += ["## Regression gates", ""] + [f"- {g}" for g in gate_lines] + [""]
     return "\n".join(out)
+
+
+READING = """## Reading these numbers
+
+- **Phase B on the cache** is the point of lt_bench: the same adapter steps without the frozen
+  backbone in the loop. The measured ratio uses the 32 px tiny model, whose forward pass is
+  nearly free; for ViT-B/16 at 224 px the backbone costs ~35 GFLOP per image and the
+  reference also re-encodes all 1000 prompts every step, hence the far larger FLOP estimate.
+- **Extraction** and **the finetune step** run at a fraction of the forward (+ backward) rate
+  because, for a 32 px model with two layers, decoding, generating and augmenting images on
+  2 CPU cores costs more than the model. This is the expected balance for the tiny model and
+  not for ViT-B/16, where the model dominates; no target is set for these ratios.
+- **Cache reads** run at numpy's speed on the same bytes: the contiguous float16 layout is
+  read whole; the float16 -> float32 conversion is what bounds `FeatureCache.features`.
+- **FAISS vs torch**: exhaustive search either way, identical predictions. For kNN FAISS's
+  blocked k-selection pays off; NCM needs every class score, so it uses FAISS's exhaustive
+  inner products (one BLAS call), about as fast as torch's matmul.
+- **Adapter efficiency** compares the training loop's matmul FLOP rate with this machine's
+  own `torch.mm` rate on the same shapes, measured in the same run; the peak memory is the
+  process's RSS, Python and torch included.
+"""
 
 
 def check_gates(data: dict) -> list[str]:

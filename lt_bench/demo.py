@@ -197,7 +197,7 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
             files[label] = result_path
 
     # 4. leaderboard and plot
-    results = load_results(sorted(files.values()))
+    results = load_results(list(files.values()))  # in METHODS order
     files["leaderboard"] = out / "leaderboard.md"
     write_text(files["leaderboard"], render_markdown(build_tables(results, published=False)))
     files["plot"] = plot_per_class(results, out / "per_class_accuracy.png")
