@@ -12,7 +12,6 @@ the same run are the figures to quote: absolute times move with the machine's lo
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import platform

@@ -16,7 +16,6 @@ from __future__ import annotations
 import statistics
 import time
 
-import numpy as np
 import open_clip
 import torch
 import torch.nn.functional as F

@@ -87,7 +87,7 @@ def test_verify_reports_missing_and_undecodable(ltbench, subprocess_env, places)
     (places / "train/c0/img 0.png").unlink()
     (places / "test/c1/img 1.jpg").write_bytes(b"\x00garbage")
     r = run(ltbench, subprocess_env, "-d", "places_lt", "--root", places, "--verify")
-    line = assert_error(r, "2 of 10 images", "train/c0/img 0.png", "test/c1/img 1.jpg")
+    assert_error(r, "2 of 10 images", "train/c0/img 0.png", "test/c1/img 1.jpg")
     assert "train/c0/img 0.png: missing" in r.stdout
     assert "test/c1/img 1.jpg: undecodable" in r.stdout
 

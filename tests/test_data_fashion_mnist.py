@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from _data_helpers import write_fashion, write_idx
+from _data_helpers import write_fashion
 from lt_bench.data import load_dataset, long_tail_counts, shot_groups
 from lt_bench.data.fashion_mnist import CLASSNAMES, DEFAULT_DIR, FILES
 from lt_bench.errors import LTBenchError

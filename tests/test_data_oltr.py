@@ -1,9 +1,7 @@
-import numpy as np
 import pytest
-from PIL import Image
 
-from _data_helpers import write_oltr, write_png
-from lt_bench.data import load_dataset, shot_groups, verify_images
+from _data_helpers import write_oltr
+from lt_bench.data import load_dataset, verify_images
 from lt_bench.errors import LTBenchError
 
 

@@ -13,7 +13,7 @@ from lt_bench.io import write_text
 from lt_bench.report import build_tables, load_results, render
 from lt_bench.report.plots import plot_per_class
 
-from .._common import config_option, device_option, resolve_options, seed_option
+from .._common import config_option, resolve_options
 
 
 class Format(str, Enum):

@@ -40,7 +40,6 @@ import json
 import math
 import os
 import random
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -55,13 +54,11 @@ from ..data.base import LTDataset, Split
 from ..data.prompts import get_templates
 from ..errors import CacheError, LTBenchError
 from ..log import get_logger
-from .cache import STR, FeatureCache, partial_path, root_attrs, write_header
-from .text import autocast_for, encode_class_prompts
+from .cache import partial_path
+from .partial import SplitWriter, identity, prepare
+from .text import autocast_for
 
 log = get_logger(__name__)
-
-ROW_DATASETS = ("features", "aug_features", "labels", "paths")
-
 
 @dataclass
 class ExtractOptions:
@@ -90,35 +87,6 @@ class ExtractResult:
     @property
     def images_per_s(self) -> float:
         return self.images / self.seconds if self.seconds > 0 else 0.0
-
-
-# -- identity ------------------------------------------------------------------------------------
-
-def _identity(dataset: LTDataset, info, opts: ExtractOptions) -> dict:
-    return {
-        "dataset": dataset.name,
-        "dataset_options": json.loads(json.dumps(dataset.options, sort_keys=True, default=str)),
-        "model": info.model,
-        # a checkpoint is identified by its hash, not the path it was given by
-        "pretrained": "" if info.checkpoint_sha256 else info.pretrained,
-        "checkpoint_sha256": info.checkpoint_sha256,
-        "templates": opts.templates,
-        "views": int(opts.views),
-        "seed": int(opts.seed),
-    }
-
-
-def _file_identity(attrs) -> dict | None:
-    try:
-        return json.loads(attrs["config"]).get("identity")
-    except Exception:
-        return None
-
-
-def _differences(old: dict | None, new: dict) -> list[str]:
-    if old is None:
-        return ["settings unknown (not written by `ltbench extract`)"]
-    return [f"{k}: {old.get(k)!r} there vs {new[k]!r} now" for k in new if old.get(k) != new[k]]
 
 
 # -- the dataset DataLoader workers run ------------------------------------------------------
@@ -180,181 +148,6 @@ def _raise_bad_image(split: Split, split_name: str, i: int) -> None:
                        "(pass --skip-bad to leave unreadable images out)")
 
 
-# -- writing one split -------------------------------------------------------------------------
-
-class _SplitWriter:
-    """Rank 0's handle on ``/<split>`` of the partial file."""
-
-    def __init__(self, f: h5py.File, name: str, n_total: int, dim: int, views: int):
-        self.f, self.name, self.n_total = f, name, n_total
-        if name not in f:
-            g = f.create_group(name)
-            # contiguous (no chunks): whole-array reads are as fast as a raw file read
-            g.create_dataset("features", shape=(n_total, dim), dtype=np.float16)
-            if views:
-                g.create_dataset("aug_features", shape=(n_total, views, dim), dtype=np.float16)
-            g.create_dataset("labels", shape=(n_total,), dtype=np.int64)
-            g.create_dataset("paths", shape=(n_total,), dtype=STR)
-            g.attrs["n_done"] = 0
-            g.attrs["n_seen"] = 0
-            g.attrs["complete"] = False
-            f.flush()
-        self.g = f[name]
-        self._recover_compaction()
-        feats = self.g["features"]
-        if feats.shape[1] != dim or ("aug_features" in self.g) != bool(views) or (
-                views and self.g["aug_features"].shape[1] != views):
-            raise CacheError(f"split {name!r} of {f.filename} has shape {feats.shape} "
-                             f"(views {self.g['aug_features'].shape[1] if 'aug_features' in self.g else 0}), "
-                             f"expected D={dim}, views {views}: pass --overwrite to start again")
-
-    @property
-    def n_done(self) -> int:
-        return int(self.g.attrs.get("n_done", 0))
-
-    @property
-    def n_seen(self) -> int:
-        return int(self.g.attrs.get("n_seen", self.g.attrs.get("n_done", 0)))
-
-    @property
-    def complete(self) -> bool:
-        return bool(self.g.attrs.get("complete", False))
-
-    def append(self, feats: np.ndarray, aug: np.ndarray | None, labels: np.ndarray, paths: list[str],
-               skipped: list[str], n_seen: int) -> None:
-        """Write rows at ``n_done``, flush, then advance ``n_done``/``n_seen`` (and flush again)."""
-        n0 = self.n_done
-        n1 = n0 + len(labels)
-        if n1 > n0:
-            self.g["features"][n0:n1] = feats
-            if aug is not None:
-                self.g["aug_features"][n0:n1] = aug
-            self.g["labels"][n0:n1] = labels
-            self.g["paths"][n0:n1] = np.array(paths, dtype=object)
-        if skipped:
-            if "skipped_paths" not in self.g:
-                self.g.create_dataset("skipped_paths", shape=(0,), maxshape=(None,), dtype=STR, chunks=(1024,))
-            ds = self.g["skipped_paths"]
-            k = ds.shape[0]
-            ds.resize((k + len(skipped),))
-            ds[k:] = np.array(skipped, dtype=object)
-        self.f.flush()  # rows on disk before the counters say so
-        self.g.attrs["n_done"] = n1
-        self.g.attrs["n_seen"] = n_seen
-        self.f.flush()
-
-    def _recover_compaction(self) -> None:
-        # A kill during finish() may leave NAME.tmp beside or instead of NAME.
-        for name in ROW_DATASETS:
-            tmp = name + ".tmp"
-            if tmp in self.g and name not in self.g:
-                self.g.move(tmp, name)
-            elif tmp in self.g:
-                del self.g[tmp]
-
-    def finish(self) -> None:
-        """Cut the row datasets to ``n_done`` rows when images were skipped; mark complete."""
-        n = self.n_done
-        for name in ROW_DATASETS:
-            if name in self.g and self.g[name].shape[0] != n:
-                ds = self.g[name]
-                self.g.create_dataset(name + ".tmp", data=ds[:n], dtype=ds.dtype)
-                del self.g[name]
-                self.g.move(name + ".tmp", name)
-        self.g.attrs["complete"] = True
-        self.f.flush()
-
-
-# -- the plan (rank 0) ---------------------------------------------------------------------------
-
-def _open_existing_output(out: Path, ident: dict, opts: ExtractOptions) -> tuple[str, list[str]]:
-    """Decide what to do with an existing OUT: "fresh", "extend" (missing splits) or "done"."""
-    try:
-        with FeatureCache(out) as c:
-            diffs = _differences(_file_identity(c._h5.attrs), ident)
-            have = [s for s in c.splits if c.is_complete(s)]
-    except CacheError as e:
-        if opts.overwrite:
-            return "fresh", []
-        raise CacheError(f"{e}; pass --overwrite to replace {out}") from None
-    if diffs:
-        if opts.overwrite:
-            return "fresh", []
-        raise CacheError(f"{out} exists and belongs to another extraction ({'; '.join(diffs)}): "
-                         "choose another --out, or pass --overwrite to replace it")
-    if opts.overwrite:
-        return "fresh", []
-    missing = [s for s in opts.splits if s not in have]
-    return ("extend", have) if missing else ("done", have)
-
-
-def _create_fresh(part: Path, dataset: LTDataset, bundle, opts: ExtractOptions, attrs: dict,
-                  device: torch.device) -> None:
-    templates = get_templates(opts.templates)
-    text = encode_class_prompts(bundle, dataset.classnames, templates, device)
-    # the header appears whole or not at all: a partial always says what it belongs to
-    # (not io.atomic_path: its mkstemp file would make the final cache owner-only, 0600)
-    tmp = part.with_name(part.name + ".new")
-    part.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with h5py.File(tmp, "w") as f:
-            write_header(f, attrs, dataset.classnames, dataset.train_counts, templates, text)
-        os.replace(tmp, part)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _prepare(out: Path, dataset: LTDataset, bundle, opts: ExtractOptions, config: dict,
-             device: torch.device) -> dict:
-    """Rank 0: check OUT and OUT.partial, create or reuse the partial; return the plan."""
-    part = partial_path(out)
-    ident = config["identity"]
-    info = bundle.info
-    attrs = root_attrs(model=info.model, pretrained=info.pretrained, checkpoint_sha256=info.checkpoint_sha256,
-                       dataset=dataset.name, num_classes=dataset.num_classes, embed_dim=info.embed_dim,
-                       config=config)
-    action, have = ("fresh", [])
-    if out.exists():
-        action, have = _open_existing_output(out, ident, opts)
-        if action == "done":  # a leftover partial (another run's) does not matter then
-            return {"status": "up-to-date", "have": have}
-    resume = False
-    if part.exists() and not opts.overwrite:
-        try:
-            with h5py.File(part, "r") as f:
-                diffs = _differences(_file_identity(f.attrs), ident)
-                if f.attrs.get("format_version") != attrs["format_version"]:
-                    diffs.insert(0, f"format_version: {f.attrs.get('format_version')!r} there")
-        except OSError as e:
-            log.warning("partial file %s is unreadable (%s), probably killed mid-write: starting it again",
-                        part, str(e).splitlines()[0][:120])
-            diffs = None
-        if diffs:
-            raise CacheError(f"an unfinished extraction with other settings is at {part} ({'; '.join(diffs)}): "
-                             "rerun it with its original options to finish it, or pass --overwrite to start again")
-        resume = diffs is not None
-    if resume:
-        log.info("resuming %s", part)
-        if have:  # complete splits of OUT that the partial lacks must survive the final move
-            with h5py.File(part, "a") as f, h5py.File(out, "r") as src:
-                for s in have:
-                    if s not in f:
-                        src.copy(src[s], f, name=s)
-    elif action == "extend":
-        log.info("%s is complete for %s: extracting the missing splits", out, ", ".join(have))
-        shutil.copyfile(out, part)
-    else:
-        _create_fresh(part, dataset, bundle, opts, attrs, device)
-    with h5py.File(part, "r") as f:
-        present = [s for s in ("train", "val", "test") if s in f]
-        done = {s: (int(f[s].attrs.get("n_seen", f[s].attrs.get("n_done", 0))), bool(f[s].attrs.get("complete")))
-                for s in present}
-    # finish every split the partial holds, plus the requested ones, in the canonical order
-    todo = [s for s in ("train", "val", "test") if s in opts.splits or (s in done and not done[s][1])]
-    return {"status": "run", "todo": todo, "start": {s: done.get(s, (0, False))[0] for s in todo},
-            "complete": {s: done.get(s, (0, False))[1] for s in todo}}
-
-
 # -- the main loop -------------------------------------------------------------------------------
 
 def _encode_images(model, x: torch.Tensor, device: torch.device, batch: int) -> torch.Tensor:
@@ -382,7 +175,7 @@ def _loader(items: _Items, batches: list[list[int]], workers: int, device: torch
 
 
 @torch.inference_mode()
-def _run_split(name: str, split: Split, bundle, opts: ExtractOptions, start: int, writer: _SplitWriter | None,
+def _run_split(name: str, split: Split, bundle, opts: ExtractOptions, start: int, writer: SplitWriter | None,
                ctx: dist_.DistContext, progress, dim: int) -> int:
     """Extract images ``start..N`` of one split; returns how many images this run processed."""
     n = len(split)
@@ -466,14 +259,14 @@ def extract_features(out: str | Path, dataset: LTDataset, bundle, opts: ExtractO
         dataset.split(s)
     config = dict(config or {k: v for k, v in asdict(opts).items() if k not in ("overwrite", "progress")})
     config.pop("overwrite", None)
-    config["identity"] = _identity(dataset, bundle.info, opts)
+    config["identity"] = identity(dataset, bundle.info, opts)
     if ctx.device.type == "cuda":
         bundle.model.to(memory_format=torch.channels_last)
 
     plan, err = None, None
     if ctx.is_main:
         try:
-            plan = _prepare(out, dataset, bundle, opts, config, ctx.device)
+            plan = prepare(out, dataset, bundle, opts, config, ctx.device)
         except LTBenchError as e:
             err = e
     plan = dist_.broadcast_object(plan if err is None else {"status": "error", "message": str(err)})
@@ -521,7 +314,7 @@ def _extract(out: Path, dataset: LTDataset, bundle, opts: ExtractOptions, config
             split = dataset.split(s)
             writer = None
             if f is not None:
-                writer = _SplitWriter(f, s, len(split), bundle.info.embed_dim, opts.views if s == "train" else 0)
+                writer = SplitWriter(f, s, len(split), bundle.info.embed_dim, opts.views if s == "train" else 0)
                 if writer.complete:
                     continue
             if plan["complete"][s]:

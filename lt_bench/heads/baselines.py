@@ -71,12 +71,13 @@ class NCM:
 
 
 def _add_rows(sums: np.ndarray, labels: np.ndarray, x: np.ndarray) -> None:
-    # per-class sums as one sparse-ish matmul: (C, N) one-hot @ (N, D), in chunks
-    for s in range(0, len(x), 32768):
-        lab = labels[s:s + 32768]
-        onehot = np.zeros((sums.shape[0], len(lab)), dtype=np.float32)
-        onehot[lab, np.arange(len(lab))] = 1.0
-        sums += onehot @ x[s:s + 32768]
+    """sums[c] += the rows of x labelled c: one O(N D) scatter-add (torch's, multithreaded)."""
+    import torch
+
+    acc = torch.zeros(sums.shape, dtype=torch.float64)
+    for s in range(0, len(x), 32768):  # float64 accumulation, float32 rows converted a block at a time
+        acc.index_add_(0, torch.from_numpy(labels[s:s + 32768]), torch.from_numpy(x[s:s + 32768]).double())
+    sums += acc.numpy()
 
 
 class KNN:

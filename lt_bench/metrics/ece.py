@@ -19,7 +19,6 @@ def ece_from_confidence(confidence: np.ndarray, correct: np.ndarray, bins: int =
     if not len(confidence):
         return float("nan")
     idx = np.clip(np.ceil(confidence * bins).astype(np.int64) - 1, 0, bins - 1)
-    n = np.bincount(idx, minlength=bins)
     conf_sum = np.bincount(idx, weights=confidence, minlength=bins)
     acc_sum = np.bincount(idx, weights=correct, minlength=bins)
     return float(np.abs(acc_sum - conf_sum).sum() / len(confidence))
