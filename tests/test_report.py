@@ -179,6 +179,19 @@ def test_groups_differ_by_config(tmp_path):
     assert "ballad (alpha=0.5)" in md
 
 
+def test_label_names_the_method(tmp_path):
+    a = write_result(tmp_path / "a.json", head="knn", config={"posthoc_tau": 1.0})
+    d = json.loads(a.read_text())
+    d["label"] = "kNN + LA"
+    a.write_text(json.dumps(d))
+    b = write_result(tmp_path / "b.json", head="knn", config={"posthoc_tau": 1.0})  # no label
+    d = json.loads(b.read_text())
+    d["posthoc_tau"] = 1.0
+    b.write_text(json.dumps(d))
+    labels = [g.label for g in aggregate(load_results([a, b]))]
+    assert labels == ["kNN + LA", "knn + post-hoc LA (tau=1)"]
+
+
 def test_null_group_and_single_run(tmp_path):
     r = load_result(write_result(tmp_path / "a.json", few=None))
     (t,) = build_tables([r], published=False)

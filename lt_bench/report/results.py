@@ -242,7 +242,7 @@ def aggregate(results: list[Result]) -> list[ResultGroup]:
         name = str(g.first.raw.get("label") or g.first.head)  # a result may carry its own method label
         g.label = name if g.first.split == "test" else f"{name} [{g.first.split}]"
         tau = g.first.config.get("posthoc_tau")
-        if tau:
+        if tau and not g.first.raw.get("label"):  # a user's label already says what it is
             g.label += f" + post-hoc LA (tau={tau:g})"
     by_base: dict[tuple, list[ResultGroup]] = {}
     for g in out:
