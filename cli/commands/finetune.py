@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 
+from lt_bench.data import parse_dataset_options
 from lt_bench.errors import LTBenchError
 
 from .._common import config_option, device_option, resolve_options, seed_option, write_resolved_config
@@ -28,31 +29,6 @@ class Precision(str, Enum):
     fp32 = "fp32"
     bf16 = "bf16"
     fp16 = "fp16"
-
-
-def parse_dataset_options(items) -> dict:
-    """``key=value`` strings -> loader options (ints, floats, true/false parsed; else strings)."""
-    out = {}
-    for item in items or ():
-        if "=" not in item:
-            raise LTBenchError(f"--option {item!r}: write it as key=value (e.g. --option max_per_class=100)")
-        key, value = item.split("=", 1)
-        key = key.strip().replace("-", "_")
-        if not key:
-            raise LTBenchError(f"--option {item!r}: the key is empty")
-        out[key] = _parse_value(value.strip())
-    return out
-
-
-def _parse_value(v: str):
-    if v.lower() in ("true", "false"):
-        return v.lower() == "true"
-    for cast in (int, float):
-        try:
-            return cast(v)
-        except ValueError:
-            pass
-    return v
 
 
 def finetune(
@@ -112,7 +88,7 @@ def finetune(
         dataset=params["dataset"], out=str(params["out"]),
         root=str(params["root"]) if params["root"] else None,
         splits_dir=str(params["splits_dir"]) if params["splits_dir"] else None,
-        dataset_options=parse_dataset_options(params["option"]),
+        dataset_options=parse_dataset_options(params["dataset"], params["option"]),
         model=params["model"], pretrained=params["pretrained"], loss=enum_value(params["loss"]),
         logit_scale=params["logit_scale"], lock_image=params["lock_image"], lock_text=params["lock_text"],
         freeze_bn=params["freeze_bn"], epochs=params["epochs"], batch_size=params["batch_size"],
