@@ -71,12 +71,14 @@ class NCM:
 
 
 def _add_rows(sums: np.ndarray, labels: np.ndarray, x: np.ndarray) -> None:
-    """sums[c] += the rows of x labelled c: one O(N D) scatter-add (torch's, multithreaded)."""
+    """sums[c] += the rows of x labelled c: one O(N D) scatter-add (torch's, multithreaded).
+
+    float32 accumulation: a class sums at most a few thousand unit vectors, far inside its precision.
+    """
     import torch
 
-    acc = torch.zeros(sums.shape, dtype=torch.float64)
-    for s in range(0, len(x), 32768):  # float64 accumulation, float32 rows converted a block at a time
-        acc.index_add_(0, torch.from_numpy(labels[s:s + 32768]), torch.from_numpy(x[s:s + 32768]).double())
+    acc = torch.zeros(sums.shape, dtype=torch.float32)
+    acc.index_add_(0, torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64)), torch.from_numpy(x))
     sums += acc.numpy()
 
 
