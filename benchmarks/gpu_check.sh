@@ -14,6 +14,13 @@
 #   (all options: python3 benchmarks/gpu_check.py --help)
 # Exits 0 with a message where there is no CUDA GPU; 1 when a part failed; 2 when torch is missing.
 #
+# This workplace's lent H200 (see the device tool's KINDS.md): its python3 (3.12) already holds
+# torch 2.11 (cu130), torchvision, h5py, typer, rich, timm, matplotlib and psutil; it lacks
+# open_clip_torch, ftfy (+ wcwidth) and faiss. Carry only those (a few MB, well inside the 64 MiB
+# the device tool moves), e.g. `pip download --no-deps --only-binary=:all: --python-version 3.12
+# --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64
+# -d .whl open_clip_torch ftfy wcwidth faiss-cpu` — never torch's CUDA wheels (GBs).
+#
 # A bare machine (a Python, the repo copied, no internet): put wheels in .whl/ at the repo root
 # beforehand; they are installed with `pip install --no-index --no-deps --target /tmp/site` (or,
 # without pip, unzipped there) and put on PYTHONPATH. The repo itself needs no install (the script
