@@ -125,9 +125,9 @@ READING = """## Reading these numbers
   read whole; the float16 -> float32 conversion is what bounds `FeatureCache.features`.
 - **FAISS vs torch**: exhaustive search either way, identical predictions. For kNN FAISS's
   blocked k-selection pays off. NCM needs every class score, so it takes FAISS's exhaustive
-  inner products (one BLAS call) rather than a k = C search; the torch reference still runs
-  ~3x faster there (lt_bench normalises in numpy and copies inputs for FAISS; not profiled
-  further). NCM takes seconds either way; no target is set for it.
+  inner products (one BLAS call) rather than a k = C search; the torch reference is still
+  faster there (ratio < 1: lt_bench normalises in numpy, and FAISS's inner products ran
+  slower than torch's matmul on this CPU). NCM takes seconds either way; no target is set for it.
 - **Adapter efficiency** compares the training loop's matmul FLOP rate with this machine's
   own `torch.mm` rate on the same shapes, measured in the same run; the peak memory is the
   process's RSS, Python and torch included.
