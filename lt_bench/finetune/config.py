@@ -71,28 +71,22 @@ class FinetuneConfig:
             bad(f"--optimizer {self.optimizer!r}: use one of {', '.join(OPTIMIZERS)}")
         if self.precision not in PRECISIONS:
             bad(f"--precision {self.precision!r}: use one of {', '.join(PRECISIONS)}")
-        if self.epochs < 1:
-            bad(f"--epochs must be at least 1 (got {self.epochs})")
-        if self.batch_size < 1:
-            bad(f"--batch-size must be at least 1 (got {self.batch_size})")
-        if self.accum_steps < 1:
-            bad(f"--accum-steps must be at least 1 (got {self.accum_steps})")
+        # integer options and their least sensible value
+        for name, least, note in (("epochs", 1, ""), ("batch_size", 1, ""), ("accum_steps", 1, ""),
+                                  ("warmup_steps", 0, ""), ("workers", 0, ""),
+                                  ("steps_per_epoch", 0, ", 0 for whole epochs")):
+            if getattr(self, name) < least:
+                bad(f"--{name.replace('_', '-')} must be at least {least}{note} (got {getattr(self, name)})")
         if not self.lr > 0:
             bad(f"--lr must be positive (got {self.lr})")
         if self.momentum < 0 or self.momentum >= 1:
             bad(f"--momentum must be in [0, 1) (got {self.momentum})")
         if self.weight_decay < 0:
             bad(f"--weight-decay must be >= 0 (got {self.weight_decay})")
-        if self.warmup_steps < 0:
-            bad(f"--warmup-steps must be >= 0 (got {self.warmup_steps})")
         if self.grad_clip < 0:
             bad(f"--grad-clip must be >= 0, 0 for none (got {self.grad_clip})")
-        if self.workers < 0:
-            bad(f"--workers must be >= 0 (got {self.workers})")
         if not 0 < self.val_fraction < 1:
             bad(f"--val-fraction must be between 0 and 1 (got {self.val_fraction})")
-        if self.steps_per_epoch < 0:
-            bad(f"--steps-per-epoch must be >= 0, 0 for whole epochs (got {self.steps_per_epoch})")
         if self.logit_scale is not None and not self.logit_scale > 0:
             bad(f"--logit-scale must be positive (got {self.logit_scale})")
         if "{}" not in self.template:
