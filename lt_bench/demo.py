@@ -26,9 +26,6 @@ from .log import get_logger
 
 log = get_logger(__name__)
 
-FASHION_MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-                       "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
-
 
 @dataclass
 class DemoConfig:
@@ -75,22 +72,18 @@ def fashion_mnist_root(root: str | None, out: Path) -> str | None:
     The download (torchvision's, from the dataset's own mirrors) is tried only when neither
     exists; without a network it fails with a message that says how to get the files.
     """
-    from .data.fashion_mnist import DEFAULT_DIR
-
-    def has(d) -> bool:
-        return d is not None and all((Path(d) / f).is_file() for f in FASHION_MNIST_FILES)
+    from .data.fashion_mnist import DEFAULT_DIR, find_files_dir
 
     if root is not None:
-        if not has(root):
-            raise LTBenchError(f"--root {root} does not hold the four Fashion-MNIST files ({', '.join(FASHION_MNIST_FILES)}): "
-                               "point it at a folder that does, or leave it out to use Debian's copy "
-                               "(`sudo apt-get install dataset-fashion-mnist`)")
+        find_files_dir(root)  # names the missing files and says how to get them
         return root
-    if has(DEFAULT_DIR):
-        return None  # the loader's default
     raw = out / "fashion-mnist" / "FashionMNIST" / "raw"
-    if has(raw):
-        return str(raw)
+    for candidate, answer in ((DEFAULT_DIR, None), (raw, str(raw))):
+        try:
+            find_files_dir(candidate)
+            return answer
+        except LTBenchError:
+            pass
     log.info("Fashion-MNIST not found in %s; trying torchvision's download into %s", DEFAULT_DIR, raw)
     try:
         from torchvision.datasets import FashionMNIST
@@ -101,9 +94,8 @@ def fashion_mnist_root(root: str | None, out: Path) -> str | None:
         raise LTBenchError(
             "Fashion-MNIST is not on this machine and could not be downloaded "
             f"({type(e).__name__}): `sudo apt-get install dataset-fashion-mnist`, or pass --root DIR "
-            f"holding {', '.join(FASHION_MNIST_FILES)}") from None
-    if not has(raw):
-        raise LTBenchError(f"torchvision's download left no Fashion-MNIST files in {raw}; pass --root DIR")
+            "holding its four .gz files") from None
+    find_files_dir(raw)
     return str(raw)
 
 

@@ -29,12 +29,13 @@ CLASSNAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
 _NEED = ", ".join(FILES.values())
 
 
-def _find_dir(root) -> Path:
+def find_files_dir(root) -> Path:
+    """The folder holding the four files: ``root`` if given, else Debian's; LTBenchError saying how to get them."""
     if root is not None:
         d = Path(root).expanduser()
         missing = [f for f in FILES.values() if not _exists(d / f)]
         if missing:
-            raise LTBenchError(f"fashion_mnist_lt: {d} lacks {', '.join(missing)}: pass --root DIR "
+            raise LTBenchError(f"fashion_mnist_lt: {d} lacks the Fashion-MNIST file(s) {', '.join(missing)}: pass --root DIR "
                                f"with the four files ({_NEED}), or leave out --root after "
                                "`apt-get install dataset-fashion-mnist`")
         return d
@@ -90,7 +91,7 @@ def load_fashion_mnist_lt(root=None, splits_dir=None, max_per_class: int = 1000,
     if max_per_class < 1 or imbalance < 1 or val_per_class < 0:
         raise LTBenchError("fashion_mnist_lt: need max_per_class >= 1, imbalance >= 1, "
                            "val_per_class >= 0")
-    d = _find_dir(root)
+    d = find_files_dir(root)
     train_x, train_y = read_idx(d / FILES["train_images"]), read_idx(d / FILES["train_labels"])
     test_x, test_y = read_idx(d / FILES["test_images"]), read_idx(d / FILES["test_labels"])
     for x, y, what in ((train_x, train_y, "train"), (test_x, test_y, "t10k")):
