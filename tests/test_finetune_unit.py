@@ -208,3 +208,26 @@ def test_same_seed_same_weights_with_workers_and_augmentation(tmp_path):
         weights.append(torch.load(tmp_path / name / "last.pt", weights_only=True)["state_dict"])
     for k in weights[0]:
         assert torch.equal(weights[0][k], weights[1][k]), k
+
+
+@pytest.mark.slow
+def test_resume_uses_the_new_hyperparameters(tmp_path):
+    first = _tiny_run(tmp_path, "run", batch_size=8, steps_per_epoch=1)
+    assert first["optimizer"]["param_groups"][0]["initial_lr"] == 0.05
+    from lt_bench.finetune import run_finetune
+
+    cfg = FinetuneConfig(dataset="synthetic", out=str(tmp_path / "run"), model="ltb-tiny-vit", pretrained="none",
+                         dataset_options={"max_per_class": 40}, epochs=2, optimizer="sgd", lr=0.01,
+                         weight_decay=0.0, augment=False, workers=0, device="cpu", seed=1, batch_size=8,
+                         steps_per_epoch=1, resume=True)
+    run_finetune(cfg)
+    group = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["optimizer"]["param_groups"][0]
+    assert group["initial_lr"] == 0.01 and group["weight_decay"] == 0.0
+
+
+def test_a_tensor_file_is_not_a_checkpoint(tmp_path):
+    from lt_bench.finetune.checkpoint import load_checkpoint
+
+    torch.save(torch.zeros(3), tmp_path / "t.pt")
+    with pytest.raises(LTBenchError, match="not an lt_bench finetune checkpoint"):
+        load_checkpoint(tmp_path / "t.pt")

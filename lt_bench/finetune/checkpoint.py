@@ -105,8 +105,9 @@ def load_checkpoint(path: Path) -> dict:
     except Exception as e:
         raise LTBenchError(f"cannot read checkpoint {path} ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
                            "start over with --overwrite") from None
-    missing = [k for k in ("state_dict", "epoch", "optimizer", "model", "dataset", "config") if k not in ckpt]
-    if not isinstance(ckpt, dict) or missing:
+    missing = ([k for k in ("state_dict", "epoch", "optimizer", "model", "dataset", "config") if k not in ckpt]
+               if isinstance(ckpt, dict) else ["everything: it is not a dict"])
+    if missing:
         raise LTBenchError(f"{path} is not an lt_bench finetune checkpoint (lacks {', '.join(missing)}); "
                            "start over with --overwrite")
     return ckpt

@@ -206,7 +206,7 @@ def _run(cfg: FinetuneConfig, ctx, out: Path, resume_ckpt, on_start) -> dict:
     start_epoch, best_val, history = 0, -1.0, []
     if resume_ckpt is not None:
         model.load_state_dict(resume_ckpt["state_dict"])
-        optimizer.load_state_dict(resume_ckpt["optimizer"])
+        optimizer.load_state_dict(_keep_current_hyperparameters(resume_ckpt["optimizer"], optimizer))
         schedule.load_state_dict(resume_ckpt["scheduler"])
         if scaler is not None and resume_ckpt.get("scaler"):
             scaler.load_state_dict(resume_ckpt["scaler"])
@@ -301,6 +301,18 @@ def _run(cfg: FinetuneConfig, ctx, out: Path, resume_ckpt, on_start) -> dict:
     return {"run_dir": str(out), "best": str(out / ckpt_.BEST), "last": str(out / ckpt_.LAST),
             "epochs": cfg.epochs, "best_val_acc": best_val,
             "final": history[-1] if history else None, "world_size": world}
+
+
+def _keep_current_hyperparameters(saved: dict, optimizer: torch.optim.Optimizer) -> dict:
+    """The saved optimizer state (momentum buffers, Adam moments, step counts) with this run's
+    lr, weight decay, momentum and betas: a resumed run with changed settings uses them, as
+    the resume warning says it does (torch's load_state_dict would restore the old ones)."""
+    fresh = optimizer.state_dict()["param_groups"]
+    if len(fresh) != len(saved["param_groups"]):
+        raise LTBenchError("the checkpoint's optimizer has another parameter grouping (a learned logit "
+                           "scale added or removed?): start over with --overwrite")
+    groups = [{**new, "params": old["params"]} for new, old in zip(fresh, saved["param_groups"])]
+    return {**saved, "param_groups": groups}
 
 
 def _optimizer_step(optimizer, scaler, params, cfg: FinetuneConfig) -> None:
