@@ -1,6 +1,5 @@
 """Mechanism test: on a synthetic long-tailed cache, balancing raises few-shot accuracy over plain CE."""
 
-import numpy as np
 import pytest
 import torch
 
@@ -46,4 +45,3 @@ def test_balancing_raises_few_shot(lt_cache):
     # the class-aware sampler (BALLAD's default) gains the most few-shot accuracy, and overall too
     assert results["class_aware"]["few"] > plain["few"] + 10
     assert results["class_aware"]["overall"] > plain["overall"]
-    assert np.isfinite([m["few"] for m in results.values()]).all()

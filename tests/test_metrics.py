@@ -71,3 +71,9 @@ def test_evaluate_percent_and_posthoc():
     adj = posthoc_adjust(np.zeros((1, 2), np.float32), [100, 1], 1.0)
     assert adj.argmax() == 1
     assert np.array_equal(posthoc_adjust(np.ones((1, 2)), [100, 1], 0.0), np.ones((1, 2)))
+    # evaluate(posthoc_tau=...) scores the adjusted logits
+    lg = np.random.default_rng(0).normal(size=(len(LABELS), len(TRAIN))).astype(np.float32)
+    via = evaluate(lg, LABELS, TRAIN, posthoc_tau=2.0)
+    direct = evaluate(posthoc_adjust(lg, TRAIN, 2.0), LABELS, TRAIN)
+    assert via["per_class"] == direct["per_class"] and via["metrics"]["overall"] == direct["metrics"]["overall"]
+    assert via["per_class"] != evaluate(lg, LABELS, TRAIN)["per_class"]

@@ -80,7 +80,10 @@ def eval_(
             pred = baseline_logits(cache, p["baseline"], p["split"], p["device"], p["seed"], k=p["k"])
         ev = evaluate(pred.logits, pred.labels, cache.train_counts, posthoc_tau=p["posthoc_tau"])
         record = result_record(ev, head=pred.head, kind=pred.kind, split=p["split"], cache=cache,
-                               config=pred.config, seed=p["seed"], posthoc_tau=p["posthoc_tau"],
+                               config=pred.config,
+                               # a trained head's seed is the one it was trained with, not eval's
+                               seed=pred.config.get("seed", p["seed"]) if pred.kind == "trained" else p["seed"],
+                               posthoc_tau=p["posthoc_tau"],
                                head_path=pred.head_path, label=p["label"])
     Console().print(render_table(record))
     if p["json_out"] is not None:
