@@ -103,6 +103,14 @@ def test_unknown_key_names_key_and_section(tmp_path):
         load_recipe(p)
 
 
+def test_adapt_without_head_means_ballad_everywhere(tmp_path):
+    p = write_recipe(tmp_path)
+    p.write_text(p.read_text().replace('head = "ballad"\n', ""))
+    rec = load_recipe(p)  # methods names "ballad": valid, since [adapt] defaults to it
+    assert any("--head" in " ".join(s.argv) and "ballad" in " ".join(s.argv)
+               for s in make_plan(rec, tmp_path / "out").steps if s.name.startswith("eval"))
+
+
 def test_unknown_method(tmp_path):
     p = write_recipe(tmp_path)
     p.write_text(p.read_text().replace('["zeroshot", "ballad"]', '["zeroshot", "linear"]'))
@@ -258,6 +266,7 @@ methods = ["zeroshot", "ballad"]
     for f in ("finetune/best.pt", f"finetune/{DONE_MARKER}", "features.h5", "heads/ballad.pt",
               "results/zeroshot.json", "results/ballad.json", "plan.sh", "recipe.toml", "per_class.png"):
         assert (out / f).exists(), f
+    assert (out / "config.toml").read_text().count("format") == 1  # resolved options, reusable as --config
     assert json.loads((out / "results" / "ballad.json").read_text())["head"] == "ballad"
     assert proc.stdout.splitlines()[0].startswith("dataset,method")
     assert {line.split(",")[1] for line in proc.stdout.splitlines()[1:]} == {"zeroshot", "ballad"}

@@ -146,6 +146,7 @@ def test_rich_to_file(seeds3, tmp_path, capsys):
     f = tmp_path / "table.txt"
     code, out, _ = run_cli(["report", *map(str, seeds3[0]), "--out", str(f)], capsys)
     assert code == 0 and out == "" and "BALLAD" in f.read_text()
+    assert 'out = "' in (tmp_path / "table.txt.config.toml").read_text()  # resolved options beside the output
 
 
 def test_mixed_datasets_separate_tables(tmp_path, capsys):

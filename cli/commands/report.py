@@ -13,7 +13,7 @@ from lt_bench.io import write_text
 from lt_bench.report import build_tables, load_results, render
 from lt_bench.report.plots import plot_per_class
 
-from .._common import config_option, resolve_options
+from .._common import config_option, resolve_options, write_resolved_config
 
 
 class Format(str, Enum):
@@ -87,6 +87,8 @@ def report(
     loaded = load_results(p["results"])
     fmt = p["format"].value if isinstance(p["format"], Enum) else str(p["format"])
     print_report(loaded, fmt, p["out"], p["published"], p["bold_best"])
+    if p["out"] is not None:
+        write_resolved_config(Path(p["out"]), p, "report")
     if p["plot"] is not None:
         written = plot_per_class(loaded, p["plot"])
         typer.echo(f"ltbench: wrote plot {written}", err=True)

@@ -22,7 +22,7 @@ from lt_bench.report import load_results
 from lt_bench.report.plots import plot_per_class
 from lt_bench.report.recipes import STEPS, Plan, load_recipe, make_plan, shipped_recipes, validate_recipe
 
-from .._common import config_option, device_option, resolve_options, seed_option
+from .._common import config_option, device_option, resolve_options, seed_option, write_resolved_config
 from .report import Format, print_report
 
 
@@ -107,6 +107,8 @@ def reproduce(
             typer.echo(line)
         typer.echo(report_line)
         return
+    plan.out.mkdir(parents=True, exist_ok=True)
+    write_resolved_config(plan.out, p, "reproduce")
     _run(plan, rec)
     fmt = p["format"].value if isinstance(p["format"], Enum) else str(p["format"])
     results = load_results(plan.results)
@@ -121,12 +123,8 @@ def reproduce(
 def _run(plan: Plan, rec) -> None:
     out = plan.out
     out.mkdir(parents=True, exist_ok=True)
-    source = rec.path.read_text(encoding="utf-8") if rec.path else None
-    if source is None:
-        from importlib import resources
-
-        source = resources.files("lt_bench").joinpath("recipes", f"{rec.name}.toml").read_text(encoding="utf-8")
-    write_text(out / "recipe.toml", source)
+    header = "".join(f"# applied on top: --set {o}\n" for o in rec.overrides)
+    write_text(out / "recipe.toml", header + rec.text)
     write_text(out / "plan.sh", "#!/bin/sh\n# written by `ltbench reproduce`; skipped steps as comments\nset -e\n"
                + "\n".join(plan.lines()) + "\n")
     todo = [s for s in plan.steps if not s.skip]
@@ -137,7 +135,12 @@ def _run(plan: Plan, rec) -> None:
         typer.echo(f"ltbench reproduce: [{i}/{len(todo)}] {s.name}: {s.shell()}", err=True)
         t0 = time.time()
         # The step's stdout goes to our stderr: our stdout carries only the final table.
-        rc = subprocess.call(s.argv, stdout=sys.stderr.fileno() if hasattr(sys.stderr, "fileno") else None)
+        sys.stderr.flush()
+        try:
+            fd = sys.stderr.fileno()
+        except (OSError, ValueError):  # a stderr without a file descriptor (captured, embedded)
+            fd = None
+        rc = subprocess.call(s.argv, stdout=fd)
         if rc != 0:
             raise LTBenchError(f"step {s.name} failed (exit {rc}); fix it and rerun the same "
                                f"`ltbench reproduce` (finished steps are skipped): {s.shell()}")

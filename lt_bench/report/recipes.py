@@ -25,6 +25,7 @@ from typing import Any, Callable
 from ..errors import LTBenchError, known
 
 STEPS = ("finetune", "extract", "adapt", "eval")
+DEFAULT_HEAD = "ballad"  # the [adapt] head when a recipe names none (`ltbench adapt`'s default)
 SECTIONS = ("recipe", "dataset", *STEPS)
 
 # ---------------------------------------------------------------- the mapping table
@@ -73,6 +74,8 @@ class Recipe:
     name: str
     path: Path | None
     sections: dict[str, dict[str, Any]]
+    text: str = ""  # the TOML as read
+    overrides: tuple[str, ...] = ()  # --set SECTION.KEY=VALUE applied on top
 
     @property
     def description(self) -> str:
@@ -124,7 +127,8 @@ def load_recipe(name_or_path: str | os.PathLike, overrides: list[str] | None = N
         raise LTBenchError(f"{where} is not valid TOML: {e}") from None
     for ov in overrides or []:
         _apply_override(data, ov)
-    recipe = Recipe(name=str(data.get("recipe", {}).get("name", name)), path=path, sections=data)
+    recipe = Recipe(name=str(data.get("recipe", {}).get("name", name)), path=path, sections=data, text=text,
+                    overrides=tuple(overrides or ()))
     validate_recipe(recipe, where)
     return recipe
 
@@ -179,7 +183,7 @@ def validate_recipe(recipe: Recipe, where: str = "recipe",
     methods = data.get("eval", {}).get("methods", [])
     if not isinstance(methods, list) or not all(isinstance(m, str) for m in methods):
         raise LTBenchError(f"{where}: key 'methods' in section [eval] must be a list of names")
-    head = data.get("adapt", {}).get("head")
+    head = data["adapt"].get("head", DEFAULT_HEAD) if "adapt" in data else None
     for m in methods:
         if m not in BASELINES and m != head:
             raise LTBenchError(f"{where}: [eval] methods names {m!r}, neither a baseline "
@@ -337,14 +341,14 @@ def make_plan(recipe: Recipe, out: str | os.PathLike, *, root: str | None = None
     ad = recipe.step("adapt")
     head_path = None
     if ad is not None:
-        head = str(ad.get("head", "ballad"))
+        head = str(ad.get("head", DEFAULT_HEAD))
         head_path = out / "heads" / f"{head}.pt"
         argv = [*exe, "adapt", str(features), *_options("adapt", ad, specs.get("adapt")),
                 "--out", str(head_path), *common]
         add("adapt", argv, head_path, head_path.exists(), f"{head_path} exists")
 
     ev = recipe.step("eval") or {}
-    methods = ev.get("methods") or (["zeroshot"] + ([str(ad.get("head", "ballad"))] if ad is not None else []))
+    methods = ev.get("methods") or (["zeroshot"] + ([str(ad.get("head", DEFAULT_HEAD))] if ad is not None else []))
     stale_before_eval = stale
     for m in methods:
         result = out / "results" / f"{m}.json"
