@@ -6,7 +6,6 @@ why the file is written this way.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +17,7 @@ import torch
 from ..data.base import LTDataset
 from ..data.prompts import get_templates
 from ..errors import CacheError
+from ..io import atomic_path
 from ..log import get_logger
 from .cache import STR, FeatureCache, partial_path, root_attrs, write_header
 from .text import encode_class_prompts
@@ -172,15 +172,8 @@ def _create_fresh(part: Path, dataset: LTDataset, bundle, opts: ExtractOptions, 
     templates = get_templates(opts.templates)
     text = encode_class_prompts(bundle, dataset.classnames, templates, device)
     # the header appears whole or not at all: a partial always says what it belongs to
-    # (not io.atomic_path: its mkstemp file would make the final cache owner-only, 0600)
-    tmp = part.with_name(part.name + ".new")
-    part.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with h5py.File(tmp, "w") as f:
-            write_header(f, attrs, dataset.classnames, dataset.train_counts, templates, text)
-        os.replace(tmp, part)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(part) as tmp, h5py.File(tmp, "w") as f:
+        write_header(f, attrs, dataset.classnames, dataset.train_counts, templates, text)
 
 
 def prepare(out: Path, dataset: LTDataset, bundle, opts: ExtractOptions, config: dict,

@@ -288,10 +288,10 @@ def _run(cfg: FinetuneConfig, ctx, out: Path, resume_ckpt, on_start) -> dict:
         if main:
             common = dict(model=model, cfg=cfg, epoch=epoch + 1, best_val=best_val, history=history,
                           classnames=ds.classnames, dataset_options=ds.options)
-            if improved:
-                ckpt_.save_checkpoint(out / ckpt_.BEST, ckpt_.make_checkpoint(**common))
-            ckpt_.save_checkpoint(out / ckpt_.LAST, ckpt_.make_checkpoint(
-                **common, optimizer=optimizer, scheduler=schedule, scaler=scaler))
+            last = ckpt_.make_checkpoint(**common, optimizer=optimizer, scheduler=schedule, scaler=scaler)
+            if improved:  # the same weights, without what only a resume needs
+                ckpt_.save_checkpoint(out / ckpt_.BEST, {**last, "optimizer": None, "scheduler": None, "scaler": None})
+            ckpt_.save_checkpoint(out / ckpt_.LAST, last)
             ckpt_.write_metrics(out, history)
             log.info("epoch %d/%d  loss %.4f  val %.2f%%%s  lr %.3g  %.1fs  %.0f img/s", epoch + 1, cfg.epochs,
                      train_loss, 100 * val_acc, " (best)" if improved else "", lr_used, elapsed,

@@ -49,8 +49,7 @@ class NCM:
     def fit(self, features, labels) -> "NCM":
         x = _normalize(as_faiss_input(features, self.dim, "train features"))
         labels = np.asarray(labels, dtype=np.int64)
-        sums = np.zeros((self.num_classes, self.dim), dtype=np.float64)
-        _add_rows(sums, labels, x)
+        sums = _class_sums(labels, x, self.num_classes)
         self.means = np.ascontiguousarray(_normalize(sums).astype(np.float32))  # a class without images: zero mean
         self.index = ip_index(self.dim, self.backend)
         self.index.add(self.means)
@@ -70,16 +69,16 @@ class NCM:
         return self.scale * out
 
 
-def _add_rows(sums: np.ndarray, labels: np.ndarray, x: np.ndarray) -> None:
-    """sums[c] += the rows of x labelled c: one O(N D) scatter-add (torch's, multithreaded).
+def _class_sums(labels: np.ndarray, x: np.ndarray, num_classes: int) -> np.ndarray:
+    """(C, D) sums of the rows of x per label: one O(N D) scatter-add (torch's, multithreaded).
 
     float32 accumulation: a class sums at most a few thousand unit vectors, far inside its precision.
     """
     import torch
 
-    acc = torch.zeros(sums.shape, dtype=torch.float32)
+    acc = torch.zeros((num_classes, x.shape[1]), dtype=torch.float32)
     acc.index_add_(0, torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64)), torch.from_numpy(x))
-    sums += acc.numpy()
+    return acc.numpy()
 
 
 class KNN:

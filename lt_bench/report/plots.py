@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.base import FEW_SHOT_MAX, MANY_SHOT_MIN
 from ..errors import LTBenchError
 from ..io import atomic_path
 from .published import dataset_title
@@ -21,9 +22,9 @@ from .results import Result, ResultGroup, aggregate
 
 # Shot groups by training images per class (REFERENCE.md): few < 20, medium 20..100, many > 100.
 BANDS = (
-    ("few-shot (<20)", 0.0, 19.5, "#d62728"),
-    ("medium-shot (20-100)", 19.5, 100.5, "#ff7f0e"),
-    ("many-shot (>100)", 100.5, math.inf, "#2ca02c"),
+    ("few-shot (<20)", 0.0, FEW_SHOT_MAX + 0.5, "#d62728"),
+    ("medium-shot (20-100)", FEW_SHOT_MAX + 0.5, MANY_SHOT_MIN - 0.5, "#ff7f0e"),
+    ("many-shot (>100)", MANY_SHOT_MIN - 0.5, math.inf, "#2ca02c"),
 )
 PALETTE = ("#1f77b4", "#9467bd", "#e377c2", "#17becf", "#8c564b", "#bcbd22", "#7f7f7f",
            "#393b79", "#637939", "#843c39")
@@ -67,7 +68,7 @@ def _draw(ax, groups: list[ResultGroup], dataset: str, colours: dict[str, str]) 
         ax.axvspan(a, b, color=colour, alpha=0.07, lw=0, zorder=0)
         ax.text(math.sqrt(a * b), ymax - 1.5, label, ha="center", va="top", fontsize=8.5,
                 color=colour, alpha=0.9, fontweight="bold")
-    for edge in (19.5, 100.5):
+    for edge in (FEW_SHOT_MAX + 0.5, MANY_SHOT_MIN - 0.5):
         if lo < edge < hi:
             ax.axvline(edge, color="#999999", lw=0.8, ls=":", zorder=1)
     k = len(series)

@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LTBenchError
+from ..metrics.evaluate import RESULT_FORMAT, RESULT_FORMAT_VERSION  # what result_record writes
 from .published import METRICS, normalize_backbone
 
-RESULT_FORMAT = "lt_bench.result"  # written by lt_bench.metrics.evaluate.result_record
-RESULT_FORMAT_VERSION = 1
 
 # Config keys that never make two runs different configurations: the seed itself, where
 # files went, and how the work was scheduled.
