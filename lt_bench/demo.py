@@ -165,17 +165,15 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
             result_path = results_dir / f"{slug}.json"
             if kind == "trained":
                 head_path = heads_dir / f"{slug}.pt"
+                tc = resolve_config(name, seed=cfg.seed, epochs=cfg.head_epochs, **opts)
                 fresh = True
                 if head_path.is_file():
-                    try:
-                        load_head(head_path, provenance=cache.provenance())
-                        fresh = False
+                    try:  # reuse a head only if made on this cache with this recipe
+                        fresh = load_head(head_path, provenance=cache.provenance())[1]["config"] != tc.to_dict()
                     except LTBenchError:
                         pass  # made on another cache (features re-extracted): retrain
                 if fresh:
-                    tc = resolve_config(name, seed=cfg.seed, epochs=cfg.head_epochs, **opts)
                     save_head(head_path, train_head(cache, tc, device=cfg.device), cache.provenance())
-                    result_path.unlink(missing_ok=True)
                 else:
                     reused.append(f"adapt {label}")
                 pred = trained_logits(cache, head_path, "test", cfg.device)

@@ -56,6 +56,11 @@ def env_world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1") or 1)
 
 
+def env_rank() -> int:
+    """RANK from torchrun's environment (0 when launched plainly)."""
+    return int(os.environ.get("RANK", "0") or 0)
+
+
 def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized()
 

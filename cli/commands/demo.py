@@ -12,13 +12,10 @@ from rich.table import Table
 
 from lt_bench.demo import DemoConfig, run_demo
 from lt_bench.log import stderr_console
+from lt_bench.report.tables import fmt_cell
 
 from .._common import config_option, device_option, resolve_options, seed_option, write_resolved_config
 
-
-
-def _cell(v) -> str:
-    return "-" if v is None else f"{v:.1f}"
 
 
 def demo(
@@ -53,7 +50,7 @@ def demo(
         t.add_column(col, justify="right")
     for label, rec in result.records.items():
         m = rec["metrics"]
-        t.add_row(label, *(_cell(m[c]) for c in ("overall", "many", "medium", "few")))
+        t.add_row(label, *(fmt_cell(m[c], None) for c in ("overall", "many", "medium", "few")))
     Console().print(t)
     if result.reused:
         stderr_console.print(f"reused finished steps: {', '.join(result.reused)}")

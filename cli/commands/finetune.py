@@ -101,11 +101,5 @@ def finetune(
     )
     run_dir = Path(cfg.out)
     summary = run_finetune(cfg, on_start=lambda: write_resolved_config(run_dir, params, "finetune"))
-    if dist_.env_world_size() <= 1 or _rank() == 0:
+    if dist_.env_rank() == 0:
         typer.echo(json.dumps(summary))
-
-
-def _rank() -> int:
-    import os
-
-    return int(os.environ.get("RANK", "0"))

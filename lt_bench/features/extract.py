@@ -311,14 +311,12 @@ def _extract(out: Path, dataset: LTDataset, bundle, opts: ExtractOptions, config
         if progress is not None:
             progress.start()
         for s in plan["todo"]:
+            if plan["complete"][s]:  # every rank decides from the same plan, so none waits alone
+                continue
             split = dataset.split(s)
             writer = None
             if f is not None:
                 writer = SplitWriter(f, s, len(split), bundle.info.embed_dim, opts.views if s == "train" else 0)
-                if writer.complete:
-                    continue
-            if plan["complete"][s]:
-                continue
             images += _run_split(s, split, bundle, opts, plan["start"][s], writer, ctx, progress,
                                  bundle.info.embed_dim)
         result = ExtractResult(path=out, status="written", images=images)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 import time
 from pathlib import Path
 
@@ -140,7 +139,7 @@ def run_finetune(cfg: FinetuneConfig, on_start=None) -> dict:
     """
     cfg.validate()
     world = dist_.env_world_size()
-    if world > 1 and int(os.environ.get("RANK", "0")) != 0:
+    if world > 1 and dist_.env_rank() != 0:
         logging.getLogger("lt_bench").setLevel(logging.ERROR)  # rank 0 alone logs progress
     if cfg.batch_size < world:
         raise LTBenchError(f"--batch-size {cfg.batch_size} is smaller than the {world} processes: "

@@ -10,7 +10,6 @@ learning rate cosine-annealed per step to 0 over the run.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from dataclasses import dataclass
 
@@ -163,7 +162,3 @@ def train_head(cache, config: TrainConfig, device: str | torch.device = "auto", 
     feats = cache.features(split) if aug is None else None  # the center view is unused when views are
     return train_on_arrays(feats, labels, cache.train_counts, cache.text_classifier, config,
                            aug_features=aug, device=device)
-
-
-def config_json(config: TrainConfig) -> str:
-    return json.dumps(config.to_dict(), sort_keys=True)
