@@ -6,7 +6,6 @@ underscores) < flags given on the command line.
 
 from __future__ import annotations
 
-import json
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,6 @@ import click
 import typer
 
 from lt_bench.errors import LTBenchError
-from lt_bench.io import write_text
 
 # typer >= 0.2x runs on its own copy of click (typer._click): its exceptions and enums are not
 # click's, so code that catches or compares them must accept both.
@@ -83,39 +81,3 @@ def _cast(param, ctx, value):
     if hasattr(param, "type_cast_value"):  # plain click
         return param.type_cast_value(ctx, value)
     return param.get_runtime_param().coerce(value, param=param, ctx=ctx)  # typer's own click
-
-
-def to_toml(d: dict[str, Any]) -> str:
-    """A flat dict as TOML (values: str, bool, int, float, lists of those, None skipped)."""
-    lines = []
-    for k, v in d.items():
-        if v is None:
-            continue
-        if isinstance(v, Path):
-            v = str(v)
-        if hasattr(v, "value") and not isinstance(v, (int, float, str)):  # enums
-            v = v.value
-        lines.append(f"{k.replace('_', '-')} = {_toml_value(v)}")
-    return "\n".join(lines) + "\n"
-
-
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    return json.dumps(str(v))
-
-
-def write_resolved_config(out: Path, params: dict[str, Any], command: str) -> Path:
-    """Write the resolved options beside ``out``: ``RUN_DIR/config.toml`` or ``FILE.config.toml``.
-
-    The file is itself a valid ``--config`` for the same command.
-    """
-    out = Path(out)
-    target = out / "config.toml" if out.is_dir() else out.with_name(out.name + ".config.toml")
-    params = {k: v for k, v in params.items() if k != "config"}
-    write_text(target, f"# resolved options of `ltbench {command}`; reuse with --config\n" + to_toml(params))
-    return target

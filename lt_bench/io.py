@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import enum
 import hashlib
 import json
 import os
@@ -71,3 +72,30 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def to_toml(d: dict[str, Any]) -> str:
+    """A flat dict as TOML (values: str, bool, int, float, lists of those, dicts of scalars as
+    inline tables; None skipped)."""
+    lines = []
+    for k, v in d.items():
+        if v is None:
+            continue
+        lines.append(f"{k.replace('_', '-')} = {_toml_value(v)}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, os.PathLike):
+        v = os.fspath(v)
+    if isinstance(v, enum.Enum):
+        v = v.value
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k))} = {_toml_value(x)}" for k, x in v.items()) + "}"
+    return json.dumps(str(v))

@@ -2,47 +2,33 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
-from pathlib import Path
-from typing import Optional
-
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from lt_bench.demo import DemoConfig, run_demo
-from lt_bench.log import stderr_console
-from lt_bench.report.tables import fmt_cell
+from lt_bench.pipeline.configs import DemoConfig
 
-from .._common import config_option, device_option, resolve_options, seed_option, write_resolved_config
+from .._options import command, derive
 
 
-
-def demo(
-    ctx: typer.Context,
-    out: Path = typer.Option(Path(DemoConfig.out), "--out",
-                             help="Output folder; a rerun with the same folder reuses finished steps."),
-    root: Optional[Path] = typer.Option(None, "--root", help="Folder with Fashion-MNIST's four .gz files "
-                                        "(default: /usr/share/datasets/fashion-mnist, from Debian's dataset-fashion-mnist)."),
-    epochs: int = typer.Option(DemoConfig.epochs, "--epochs", help="Phase A epochs."),
-    views: int = typer.Option(DemoConfig.views, "--views", help="Augmented views cached per train image."),
-    head_epochs: int = typer.Option(DemoConfig.head_epochs, "--head-epochs", help="Phase B epochs."),
-    workers: int = typer.Option(DemoConfig.workers, "--workers", help="DataLoader worker processes."),
-    config: Optional[Path] = config_option(),
-    seed: int = seed_option(),
-    device: str = device_option(),
-) -> None:
-    """Run the whole pipeline on real images on this machine: Phase A on Fashion-MNIST-LT with
+@command(derive(DemoConfig), doc="""Run the whole pipeline on real images on this machine: Phase A on Fashion-MNIST-LT with
     the tiny ViT, one extraction, then zero-shot, BALLAD, cosine + LA, NCM and kNN on the cache.
 
     Prints one table (overall / many / medium / few) and writes result JSONs, a leaderboard and a
     per-class accuracy plot under --out.
-    """
-    p = resolve_options(ctx, config)
-    names = {f.name for f in fields(DemoConfig)}
-    cfg = DemoConfig(**{k: (str(v) if isinstance(v, Path) else v) for k, v in p.items() if k in names})
+    """)
+def demo(ctx: typer.Context, p: dict) -> None:
+    from pathlib import Path
+
+    from lt_bench.log import stderr_console
+    from lt_bench.options import check_options, from_values
+    from lt_bench.pipeline import run_demo, write_resolved_config
+    from lt_bench.report.tables import fmt_cell
+
+    cfg = from_values(DemoConfig, p)
+    check_options(cfg)
     Path(cfg.out).mkdir(parents=True, exist_ok=True)
-    write_resolved_config(Path(cfg.out), p, "demo")
+    write_resolved_config(Path(cfg.out), cfg, "demo")
     result = run_demo(cfg)
     t = Table(title=f"ltbench demo: Fashion-MNIST-LT, {cfg.model} (test set, top-1 %)")
     t.add_column("method")

@@ -51,28 +51,15 @@ import torch.nn.functional as F
 
 from .. import distributed as dist_
 from ..data.base import LTDataset, Split
-from ..data.prompts import get_templates
 from ..errors import CacheError, LTBenchError
 from ..log import get_logger
+from ..options import check_options
 from .cache import partial_path
+from .options import SPLIT_NAMES, ExtractOptions
 from .partial import SplitWriter, identity, prepare
 from .text import autocast_for
 
 log = get_logger(__name__)
-
-@dataclass
-class ExtractOptions:
-    """What to extract and how; the first group changes the file's contents, the rest does not."""
-
-    splits: tuple[str, ...] = ("train", "val", "test")
-    views: int = 0  # augmented views per *train* image (BALLAD's augmentation); 0 = center only
-    templates: str = "simple"  # prompt template set (lt_bench.data.prompts)
-    seed: int = 0  # seeds the augmented views (and, in the CLI, a random-init model)
-    batch_size: int = 256  # images per forward pass (and per rank in a round)
-    workers: int = 4  # DataLoader worker processes (0 = load in the main process)
-    skip_bad: bool = False  # leave out unreadable images (recorded) instead of stopping
-    overwrite: bool = False  # replace an output or partial of other settings
-    progress: bool = True  # rich progress bar on stderr (rank 0)
 
 
 @dataclass
@@ -249,10 +236,8 @@ def extract_features(out: str | Path, dataset: LTDataset, bundle, opts: ExtractO
     ctx = ctx or dist_.DistContext(device=next(bundle.model.parameters()).device)
     out = Path(out)
     # checks every rank makes alike, before anything is touched
-    if opts.views < 0 or opts.batch_size < 1 or opts.workers < 0:
-        raise LTBenchError("--views and --workers must be >= 0 and --batch-size >= 1")
-    get_templates(opts.templates)
-    unknown = [s for s in opts.splits if s not in ("train", "val", "test")]
+    check_options(opts)
+    unknown = [s for s in opts.splits if s not in SPLIT_NAMES]
     if unknown or not opts.splits:
         raise LTBenchError(f"--splits takes train, val and/or test, comma-separated; got {','.join(opts.splits)!r}")
     for s in opts.splits:

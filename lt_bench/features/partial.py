@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
@@ -20,10 +19,8 @@ from ..errors import CacheError
 from ..io import atomic_path
 from ..log import get_logger
 from .cache import STR, FeatureCache, partial_path, root_attrs, write_header
+from .options import ExtractOptions
 from .text import encode_class_prompts
-
-if TYPE_CHECKING:
-    from .extract import ExtractOptions
 
 log = get_logger(__name__)
 

@@ -8,10 +8,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .config import LOSSES
 from ..errors import LTBenchError, known
 from ..metrics.evaluate import log_prior
 
-LOSSES = ("ce", "logit_adjusted", "balanced_softmax")
 
 
 def make_loss(name: str, train_counts, tau: float = 1.0,

@@ -43,14 +43,22 @@ def register_head(name: str, *, kind: str = "trained", needs_train: bool = True,
     return deco
 
 
+def _registered() -> dict[str, HeadSpec]:
+    """The registry, after importing the modules whose decorators fill it."""
+    from . import baselines, modules  # noqa: F401
+
+    return _REGISTRY
+
+
 def list_heads(kind: str | None = None) -> list[str]:
     """Registered head names, optionally only of one kind."""
+    _registered()
     return sorted(n for n, s in _REGISTRY.items() if kind is None or s.kind == kind)
 
 
 def get_head_spec(name: str, kind: str | None = None) -> HeadSpec:
     """The spec of ``name``; an unknown name (or one of another kind) is an error listing the known ones."""
-    spec = _REGISTRY.get(name)
+    spec = _registered().get(name)
     if spec is None or (kind is not None and spec.kind != kind):
         what = {"trained": "head", "baseline": "baseline", None: "head"}[kind]
         raise LTBenchError(f"unknown {what} {name!r}; known: {known(list_heads(kind))}")

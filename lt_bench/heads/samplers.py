@@ -14,9 +14,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .config import SAMPLERS
 from ..errors import LTBenchError, known
 
-SAMPLERS = ("instance", "class_aware", "sqrt")
 
 
 class _ByClass:

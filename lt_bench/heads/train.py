@@ -19,34 +19,13 @@ import torch
 from ..device import resolve_device, seed_everything
 from ..errors import LTBenchError
 from ..log import get_logger
-from .losses import LOSSES, make_loss
+from ..options import check_options
+from .config import TrainConfig
+from .losses import make_loss
 from .registry import create_head, get_head_spec
-from .samplers import SAMPLERS, sample_indices
+from .samplers import sample_indices
 
 log = get_logger(__name__)
-
-
-@dataclass
-class TrainConfig:
-    """A head's training recipe; ``resolve_config`` fills unset fields from the head's defaults."""
-
-    head: str = "ballad"  # registered trained head
-    loss: str = "ce"  # ce | logit_adjusted | balanced_softmax
-    tau: float = 1.0  # logit-adjustment strength (logit_adjusted only)
-    sampler: str = "class_aware"  # instance | class_aware | sqrt
-    k_per_class: int = 4  # images per class visit (class_aware)
-    epochs: int = 10  # passes of len(train) // batch steps
-    batch_size: int = 512  # images per step
-    lr: float = 0.2  # SGD peak learning rate, cosine to 0
-    momentum: float = 0.9  # SGD momentum
-    weight_decay: float = 5e-4  # SGD weight decay
-    alpha: float = 0.2  # BALLAD residual ratio (ballad only)
-    scale: float = 100.0  # logit scale
-    views: bool = True  # train on cached augmented views when the cache has them
-    seed: int = 0  # same seed, same head (bit for bit on CPU)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 def resolve_config(head: str, seed: int = 0, **overrides) -> TrainConfig:
@@ -59,15 +38,7 @@ def resolve_config(head: str, seed: int = 0, **overrides) -> TrainConfig:
     values = {k: v for k, v in spec.defaults.items() if k in fields}
     values.update({k: v for k, v in overrides.items() if v is not None})
     cfg = TrainConfig(head=head, seed=seed, **{k: v for k, v in values.items() if k not in ("head", "seed")})
-    if cfg.loss not in LOSSES:
-        raise LTBenchError(f"unknown loss {cfg.loss!r}; known: {', '.join(LOSSES)}")
-    if cfg.sampler not in SAMPLERS:
-        raise LTBenchError(f"unknown sampler {cfg.sampler!r}; known: {', '.join(SAMPLERS)}")
-    for name in ("epochs", "batch_size", "k_per_class"):
-        if getattr(cfg, name) < 1:
-            raise LTBenchError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(cfg, name)}")
-    if cfg.lr <= 0:
-        raise LTBenchError(f"--lr must be positive, not {cfg.lr}")
+    check_options(cfg)
     return cfg
 
 

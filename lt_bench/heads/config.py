@@ -1,0 +1,47 @@
+"""A trained head's recipe (``TrainConfig``) and the names of heads, losses and samplers.
+
+Torch-free on purpose: ``ltbench --help`` and the recipe checks read these without importing
+torch. The registry (``heads/registry.py``) is the runtime truth; ``tests/test_cli_help.py``
+checks that the names here match it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from ..options import option
+
+TRAINED_HEADS = ("ballad", "cosine", "linear")
+BASELINES = ("knn", "ncm", "zeroshot")
+LOSSES = ("ce", "logit_adjusted", "balanced_softmax")
+SAMPLERS = ("instance", "class_aware", "sqrt")
+
+
+@dataclass
+class TrainConfig:
+    """A head's training recipe; ``resolve_config`` fills unset fields from the head's defaults
+    (``ballad``: the BALLAD reference's Phase B, see docs/protocol.md)."""
+
+    head: str = option("ballad", "Trained head: " + ", ".join(TRAINED_HEADS) + ".", choices=TRAINED_HEADS)
+    loss: str = option("ce", "Training loss: " + ", ".join(LOSSES) + ".", choices=LOSSES)
+    tau: float = option(1.0, "Logit-adjustment strength (logit_adjusted).")
+    sampler: str = option("class_aware", "Sampler: " + ", ".join(SAMPLERS) + ".", choices=SAMPLERS)
+    k_per_class: int = option(4, "Images per class visit (class_aware).", min=1)
+    epochs: int = option(10, "Epochs of len(train) // batch steps.", min=1)
+    batch_size: int = option(512, "Images per step.", min=1)
+    lr: float = option(0.2, "SGD peak learning rate (cosine to 0).", gt=0)
+    momentum: float = option(0.9, "SGD momentum.", min=0)
+    weight_decay: float = option(5e-4, "SGD weight decay.", min=0)
+    alpha: float = option(0.2, "BALLAD residual ratio.", min=0, max=1)
+    scale: float = option(100.0, "Logit scale.", gt=0)
+    views: bool = option(True, "Train on the cached augmented views when there are some.",
+                         flag="--views/--no-views")
+    seed: int = option(0, "Random seed (same seed, same head, bit for bit on CPU).")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# The recipe options of `ltbench adapt` (the head and seed are the command's own).
+RECIPE_OPTIONS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("head", "seed"))

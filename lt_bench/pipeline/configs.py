@@ -1,0 +1,139 @@
+"""The configs of the pipeline steps: one dataclass per step, the single source of its options.
+
+``ltbench``'s options, the ``--config`` files, the recipes' step sections and the resolved
+config written beside each output all use these fields' option names. Torch-free, so that
+``ltbench --help`` and recipe checks stay cheap.
+
+``FinetuneConfig`` (Phase A) lives with its loop in ``lt_bench.finetune.config``;
+``ExtractConfig`` extends the library's ``ExtractOptions``; ``adapt`` takes ``AdaptConfig`` plus
+the head's ``TrainConfig`` options (each unset one takes the head's default).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..features.options import ExtractOptions
+from ..finetune.config import FinetuneConfig
+from ..heads.config import BASELINES, TRAINED_HEADS
+from ..options import (dataset_option, dataset_options_option, device_option, option, optional_str, out_option,
+                       root_option, seed_option, splits_dir_option)
+
+__all__ = ["AdaptConfig", "DemoConfig", "EvalConfig", "ExtractConfig", "FinetuneConfig", "ReportConfig",
+           "ReproduceConfig", "FORMATS"]
+
+FORMATS = ("rich", "md", "latex", "csv")
+
+
+@dataclass
+class ExtractConfig(ExtractOptions):
+    """`ltbench extract`: run the backbone once over a dataset's splits into a feature cache."""
+
+    dataset: str = dataset_option()
+    root: str | None = root_option()
+    splits_dir: str | None = splits_dir_option()
+    dataset_options: dict = dataset_options_option()
+    model: str = option(None, "open_clip model name (e.g. ViT-B-16, ltb-tiny-vit).", required=True)
+    pretrained: str = option(None, "Hub tag, checkpoint path, or none.", required=True)
+    out: str = out_option("The feature cache to write (.h5).")
+    device: str = device_option()
+
+
+@dataclass
+class AdaptConfig:
+    """`ltbench adapt`: train a head on a feature cache (Phase B) and write HEAD.pt.
+
+    ``recipe`` holds the head's training options that were set (``TrainConfig`` names); every
+    other one takes the head's default (``ballad``: the BALLAD reference's Phase B).
+    """
+
+    features: str = option(None, "Feature cache written by `ltbench extract`.", argument=True, required=True,
+                           from_cli=optional_str)
+    head: str = option("ballad", "Trained head: " + ", ".join(TRAINED_HEADS) + ".", choices=TRAINED_HEADS)
+    out: str = out_option("Where to write HEAD.pt.")
+    recipe: dict = field(default_factory=dict)  # TrainConfig overrides (None = the head's default)
+    seed: int = seed_option()
+    device: str = device_option()
+
+
+@dataclass
+class EvalConfig:
+    """`ltbench eval`: score a trained head or a baseline on one split of a cache."""
+
+    features: str = option(None, "Feature cache written by `ltbench extract`.", argument=True, required=True,
+                           from_cli=optional_str)
+    head: str | None = option(None, "HEAD.pt written by `ltbench adapt`.", from_cli=optional_str)
+    baseline: str | None = option(None, "Baseline instead of a head: " + ", ".join(BASELINES) + ".")
+    split: str = option("test", "Split to evaluate: train, val or test.")
+    json_out: str | None = option(None, "Also write the result as JSON here.", name="json", flag="--json",
+                                  from_cli=optional_str)
+    posthoc_tau: float = option(0.0, "Subtract tau * log(train prior) from the logits.")
+    k: int = option(20, "Neighbours of the knn baseline.", min=1)
+    label: str | None = option(None, "Method name for tables (default: the head's name).")
+    seed: int = seed_option()
+    device: str = device_option()
+
+
+@dataclass
+class ReportConfig:
+    """`ltbench report`: result files -> leaderboard tables (+ published numbers) and a plot."""
+
+    results: tuple[str, ...] = option((), "Result files written by `ltbench eval --json`.", argument=True,
+                                      required=True, cli_type=list[str],
+                                      from_cli=lambda v, _: tuple(str(p) for p in v or ()))
+    format: str = option("rich", "rich (terminal table), md, latex (booktabs) or csv.", choices=FORMATS,
+                         short="-f")
+    plot: str | None = option(None, "Also write a PNG of per-class accuracy against training-image count "
+                              "(log x, shot groups shaded).", from_cli=optional_str)
+    out: str | None = option(None, "Write the table here (atomically) instead of stdout.", short="-o",
+                             from_cli=optional_str)
+    published: bool = option(True, "Show the published numbers for the same dataset and backbone as "
+                             "reference rows.", flag="--published/--no-published")
+    bold_best: bool = option(True, "Mark the best value of each column (md, latex, rich).",
+                             flag="--bold-best/--no-bold-best")
+    seed: int = option(0, "Unused (every command takes it).", hidden=True)
+    device: str = option("auto", "Unused (every command takes it).", hidden=True)
+
+
+@dataclass
+class ReproduceConfig:
+    """`ltbench reproduce`: a recipe's finetune, extract, adapt and eval, then the report table."""
+
+    recipe: str = option(None, "Shipped recipe name or a path to a recipe .toml.", argument=True, required=True)
+    out: str = option(None, "Run directory: finetune/, features.h5, heads/, results/*.json, plan.sh.",
+                      short="-o", required=True, from_cli=optional_str)
+    root: str | None = option(None, "Dataset root (overrides the recipe's).", from_cli=optional_str)
+    splits_dir: str | None = option(None, "Split files folder (overrides the recipe's).", from_cli=optional_str)
+    dry_run: bool = option(False, "Print the commands it would run (skipped steps as comments) and exit.")
+    set_: tuple[str, ...] = option((), "Override a recipe key: SECTION.KEY=VALUE (TOML value), e.g. "
+                                   "adapt.epochs=1; repeatable.", name="set", cli_type=list[str],
+                                   from_cli=lambda v, _: tuple(v or ()))
+    force: bool = option(False, "Run every step, even those already complete.")
+    nproc_per_node: int = option(1, "Run finetune and extract under torchrun with this many processes.", min=1)
+    format: str = option("rich", "Format of the final table.", choices=FORMATS, short="-f")
+    seed: int = seed_option()
+    device: str = device_option()
+
+
+@dataclass
+class DemoConfig:
+    """`ltbench demo`; the defaults are what the README's table was measured with."""
+
+    out: str = option("ltbench-demo", "Output folder; a rerun with the same folder reuses finished steps.",
+                      from_cli=optional_str)
+    root: str | None = option(None, "Folder with Fashion-MNIST's four .gz files (default: "
+                              "/usr/share/datasets/fashion-mnist, from Debian's dataset-fashion-mnist).",
+                              from_cli=optional_str)
+    model: str = option("ltb-tiny-vit", "Model (32 px ViT, a few layers: seconds per epoch on CPU).", cli=False)
+    epochs: int = option(30, "Phase A epochs.", min=1)
+    batch_size: int = option(128, "Phase A batch.", min=1, cli=False)
+    lr: float = option(2e-3, "Phase A AdamW lr (random init needs far more than BALLAD's 1e-5).", gt=0,
+                       cli=False)
+    views: int = option(4, "Augmented views cached per train image.", min=0)
+    head_epochs: int = option(10, "Phase B epochs (BALLAD's 10).", min=1)
+    knn_k: int = option(20, "Neighbours of the kNN baseline.", min=1, cli=False)
+    workers: int = option(2, "DataLoader worker processes.", min=0)
+    max_per_class: int = option(1000, "Fashion-MNIST-LT head-class size.", min=1, cli=False)
+    imbalance: float = option(100.0, "Max / min train images per class.", min=1, cli=False)
+    seed: int = seed_option()
+    device: str = device_option()

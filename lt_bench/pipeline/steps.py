@@ -1,0 +1,335 @@
+"""One entry point per pipeline step, each taking its config; the reuse rules, defined once.
+
+``run_finetune``, ``run_extract``, ``run_adapt``, ``run_eval`` and ``run_report`` are what the
+``ltbench`` commands, ``ltbench demo`` and ``ltbench reproduce`` call, in process. Each writes
+its output atomically and the resolved config beside it (itself a valid ``--config``).
+
+Reuse (``reuse=True``; the commands themselves always run what they are asked):
+
+- finetune: a run whose ``last.pt`` holds all ``epochs`` and has ``best.pt`` is done; one with
+  fewer epochs is resumed.
+- extract: decided by the cache itself (``extract_features``: same identity, splits complete).
+- adapt: a head made on this cache (content identity) with this exact recipe is kept.
+- eval: a result of this cache, this head recipe (or baseline options), split and options is
+  kept.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import LTBenchError
+from ..io import to_toml, write_json, write_text
+from ..log import get_logger
+from ..options import to_cli_values
+from .configs import AdaptConfig, EvalConfig, ExtractConfig, FinetuneConfig, ReportConfig
+
+log = get_logger(__name__)
+
+FINETUNE_BEST = "best.pt"
+FINETUNE_LAST = "last.pt"
+
+
+def resolved_config_path(out: str | Path) -> Path:
+    """Where the resolved config of an output goes: ``RUN_DIR/config.toml`` or ``OUT.config.toml``."""
+    out = Path(out)
+    return out / "config.toml" if out.is_dir() else out.with_name(out.name + ".config.toml")
+
+
+def write_resolved_config(out: str | Path, values: dict[str, Any] | Any, command: str) -> Path:
+    """Write the resolved options beside ``out``; a config dataclass or a dict of option values.
+
+    The file is itself a valid ``--config`` for the same command.
+    """
+    if not isinstance(values, dict):
+        values = to_cli_values(values)
+    values = {k: v for k, v in values.items() if k != "config"}
+    target = resolved_config_path(out)
+    write_text(target, f"# resolved options of `ltbench {command}`; reuse with --config\n" + to_toml(values))
+    return target
+
+
+# -- Phase A ---------------------------------------------------------------------------------------
+
+def finetune_state(run_dir: str | Path, epochs: int) -> tuple[str, str]:
+    """("done" | "resume" | "fresh", why) for a Phase A run folder and the epochs asked for."""
+    run_dir = Path(run_dir)
+    last = run_dir / FINETUNE_LAST
+    if not last.is_file():
+        return "fresh", ""
+    from ..finetune.checkpoint import load_checkpoint
+
+    try:
+        done = int(load_checkpoint(last).get("epoch", 0))
+    except LTBenchError as e:  # damaged: let the run say what is wrong
+        return "fresh", str(e)
+    if done >= epochs and (run_dir / FINETUNE_BEST).is_file():
+        return "done", f"{last} has completed all {epochs} epochs"
+    return "resume", f"{last} has completed {done} of {epochs} epochs"
+
+
+def run_finetune(cfg: FinetuneConfig, *, reuse: bool = False) -> dict:
+    """Phase A (``lt_bench.finetune.run_finetune``); with ``reuse``, a finished run is kept and a
+    partial one resumed. Returns the run's summary (``{"status": "reused"}`` when kept)."""
+    from ..finetune import run_finetune as train
+
+    if reuse:
+        state, why = finetune_state(cfg.out, cfg.epochs)
+        if state == "done":
+            log.info("Phase A: %s; reusing it", why)
+            return {"status": "reused", "out": cfg.out}
+        if state == "resume":
+            log.info("Phase A: %s; resuming", why)
+            cfg.resume, cfg.overwrite = True, False
+    cfg.validate()
+    return train(cfg, on_start=lambda: write_resolved_config(Path(cfg.out), cfg, "finetune"))
+
+
+# -- extraction ------------------------------------------------------------------------------------
+
+def run_extract(cfg: ExtractConfig, *, record: dict | None = None):
+    """Extract ``cfg.splits`` into ``cfg.out`` (resumable; every rank under torchrun calls it).
+
+    Args:
+        cfg: the resolved options.
+        record: extra entries for the cache's ``config`` attribute (e.g. which command ran).
+
+    Returns:
+        ``ExtractResult`` (status "written" or "up-to-date").
+    """
+    from .. import distributed as dist_
+    from ..data import load_dataset
+    from ..device import seed_everything
+    from ..features.extract import extract_features
+    from ..models import create_model
+    from ..options import check_options
+
+    check_options(cfg)
+    ctx = dist_.init_distributed(cfg.device)
+    try:
+        ds = load_dataset(cfg.dataset, root=cfg.root, splits_dir=cfg.splits_dir, **cfg.dataset_options)
+        seed_everything(cfg.seed)  # a random-init model is the same on every rank and rerun
+        bundle = create_model(cfg.model, cfg.pretrained, device=ctx.device)
+        values = {k: v for k, v in to_cli_values(cfg).items() if k != "overwrite"}
+        values["option"] = dict(cfg.dataset_options)
+        result = extract_features(cfg.out, ds, bundle, cfg, config={**values, **(record or {})}, ctx=ctx)
+        if ctx.is_main and result.status == "written":
+            write_resolved_config(Path(cfg.out), cfg, "extract")
+        return result
+    finally:
+        dist_.cleanup()
+
+
+def extract_state(cfg: ExtractConfig) -> tuple[bool, str]:
+    """(done, why): ``cfg.out`` is a cache of these settings with every requested split complete.
+
+    The same settings: dataset and the options given, model, weights (a checkpoint by its
+    hash), templates, views and seed, as recorded in the cache's identity.
+    """
+    from ..errors import CacheError
+    from ..features import FeatureCache
+    from ..io import sha256_file
+
+    out = Path(cfg.out)
+    if not out.is_file():
+        return False, ""
+    try:
+        with FeatureCache(out) as c:
+            missing = [s for s in cfg.splits if not (s in c.splits and c.is_complete(s))]
+            ident = json.loads(c.attrs["config"]).get("identity") or {}
+    except (CacheError, ValueError, KeyError):
+        return False, ""
+    ckpt = Path(cfg.pretrained)
+    weights = ({"checkpoint_sha256": sha256_file(ckpt)} if ckpt.is_file() else {"pretrained": cfg.pretrained})
+    want = {"dataset": cfg.dataset, "model": cfg.model, "templates": cfg.templates, "views": cfg.views,
+            "seed": cfg.seed, **weights}
+    diffs = [k for k, v in want.items() if ident.get(k) != v]
+    recorded = ident.get("dataset_options") or {}
+    diffs += [f"option {k}" for k, v in cfg.dataset_options.items() if not _same_value(recorded.get(k), v)]
+    if missing or diffs:
+        return False, ""
+    return True, f"{out} holds these settings, splits {', '.join(cfg.splits)} complete"
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    """Equal, with 100 and 100.0 the same number (a TOML integer vs a loader's float)."""
+    numbers = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (a, b))
+    return float(a) == float(b) if numbers else a == b
+
+
+# -- Phase B and other heads -------------------------------------------------------------------
+
+@dataclass
+class AdaptResult:
+    path: Path
+    config: Any  # the resolved TrainConfig
+    reused: bool = False
+    final_loss: float | None = None
+    seconds: float = 0.0
+
+
+def train_config(cfg: AdaptConfig):
+    """The head's resolved recipe: its defaults, overridden by ``cfg.recipe``'s set values."""
+    from ..heads import resolve_config
+
+    return resolve_config(cfg.head, seed=cfg.seed, **cfg.recipe)
+
+
+def head_reusable(path: str | Path, recipe, cache) -> bool:
+    """A head file made on this cache (content identity) with exactly this recipe."""
+    from ..heads import load_head
+
+    if not Path(path).is_file():
+        return False
+    try:
+        return load_head(path, provenance=cache.provenance())[1]["config"] == recipe.to_dict()
+    except LTBenchError:  # another cache or an unreadable file: retrain
+        return False
+
+
+def run_adapt(cfg: AdaptConfig, *, cache=None, reuse: bool = False) -> AdaptResult:
+    """Train ``cfg.head`` on the cache's train split and write HEAD.pt (+ its resolved config).
+
+    Args:
+        cfg: the resolved options.
+        cache: an open ``FeatureCache`` of ``cfg.features`` (opened here when None).
+        reuse: keep an existing head of this cache and recipe.
+    """
+    from ..features import FeatureCache
+    from ..heads import save_head, train_head
+
+    recipe = train_config(cfg)
+    if cache is None:
+        with FeatureCache(cfg.features) as c:
+            return run_adapt(cfg, cache=c, reuse=reuse)
+    if reuse and head_reusable(cfg.out, recipe, cache):
+        log.info("%s holds this %s recipe on this cache; reusing it", cfg.out, cfg.head)
+        return AdaptResult(Path(cfg.out), recipe, reused=True)
+    result = train_head(cache, recipe, device=cfg.device)
+    save_head(cfg.out, result, cache.provenance())
+    resolved = {"features": cfg.features, "out": cfg.out, "device": cfg.device, **recipe.to_dict()}
+    write_resolved_config(Path(cfg.out), resolved, "adapt")
+    log.info("wrote %s (%s, final loss %.4f, %.1f s)", cfg.out, cfg.head, result.final_loss, result.seconds)
+    return AdaptResult(Path(cfg.out), recipe, final_loss=result.final_loss, seconds=result.seconds)
+
+
+# -- evaluation ----------------------------------------------------------------------------------
+
+def _check_eval(cfg: EvalConfig) -> None:
+    from ..heads.config import BASELINES
+    from ..options import check_options
+
+    check_options(cfg)
+    if (cfg.head is None) == (cfg.baseline is None):
+        raise LTBenchError(f"give exactly one of --head HEAD.pt or --baseline NAME ({', '.join(BASELINES)})")
+
+
+def result_reusable(path: str | Path, cfg: EvalConfig, cache) -> bool:
+    """A result file of this cache, head recipe or baseline options, split and eval options."""
+    from ..heads import get_head_spec, load_head
+
+    path = Path(path)
+    if not path.is_file():
+        return False
+    try:
+        rec = json.loads(path.read_text(encoding="utf-8"))
+        if cfg.head is not None:
+            config = load_head(cfg.head, provenance=cache.provenance())[1]["config"]
+        else:
+            config = dict(get_head_spec(cfg.baseline, kind="baseline").defaults)
+            if "k" in config:  # the one baseline option eval sets (baseline_logits' rule)
+                config["k"] = cfg.k
+        prov = cache.provenance()
+        return (rec.get("config") == config and rec.get("split") == cfg.split
+                and rec.get("posthoc_tau") == float(cfg.posthoc_tau) and rec.get("label") == cfg.label
+                and all(rec.get("cache", {}).get(k) == prov[k] for k in ("created", "classnames_hash", "dataset"))
+                and (cfg.head is not None or rec.get("seed") == cfg.seed))
+    except (OSError, ValueError, LTBenchError):
+        return False
+
+
+def run_eval(cfg: EvalConfig, *, cache=None, reuse: bool = False) -> dict:
+    """Score a trained head or a baseline on ``cfg.split``; return the result record (written to
+    ``cfg.json_out`` when set, with its resolved config)."""
+    from ..features import FeatureCache
+    from ..heads.predict import baseline_logits, trained_logits
+    from ..metrics import evaluate, result_record
+
+    _check_eval(cfg)
+    if cache is None:
+        with FeatureCache(cfg.features) as c:
+            return run_eval(cfg, cache=c, reuse=reuse)
+    if reuse and cfg.json_out is not None and result_reusable(cfg.json_out, cfg, cache):
+        log.info("%s holds this evaluation; reusing it", cfg.json_out)
+        return json.loads(Path(cfg.json_out).read_text(encoding="utf-8"))
+    if cfg.head is not None:
+        pred = trained_logits(cache, cfg.head, cfg.split, cfg.device)
+    else:
+        pred = baseline_logits(cache, cfg.baseline, cfg.split, cfg.device, cfg.seed, k=cfg.k)
+    ev = evaluate(pred.logits, pred.labels, cache.train_counts, posthoc_tau=cfg.posthoc_tau)
+    # a trained head's seed is the one it was trained with, not eval's
+    seed = pred.config.get("seed", cfg.seed) if pred.kind == "trained" else cfg.seed
+    record = result_record(ev, head=pred.head, kind=pred.kind, split=cfg.split, cache=cache, config=pred.config,
+                           seed=seed, posthoc_tau=cfg.posthoc_tau, head_path=pred.head_path, label=cfg.label)
+    if cfg.json_out is not None:
+        write_json(cfg.json_out, record)
+        write_resolved_config(Path(cfg.json_out), cfg, "eval")
+        log.info("wrote %s", cfg.json_out)
+    return record
+
+
+# -- report --------------------------------------------------------------------------------------
+
+@dataclass
+class ReportResult:
+    tables: list  # LeaderboardTable, one per dataset
+    rendered: Any  # text (md, latex, csv) or a list of rich tables
+    plot: Path | None = None
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+def run_report(cfg: ReportConfig, results: list | None = None) -> ReportResult:
+    """Tables (and ``cfg.plot``) of result files; written to ``cfg.out`` when set.
+
+    Args:
+        cfg: the resolved options.
+        results: already loaded results (``load_results``), in place of ``cfg.results``.
+    """
+    from ..options import check_options
+    from ..report import build_tables, load_results, render
+    from ..report.plots import plot_per_class
+
+    check_options(cfg)
+    loaded = results if results is not None else load_results(list(cfg.results))
+    tables = build_tables(loaded, published=cfg.published)
+    if len(tables) > 1:
+        log.info("the results are of %d datasets (%s); one table per dataset", len(tables),
+                 ", ".join(t.dataset for t in tables))
+    rendered = render(tables, cfg.format, bold_best=cfg.bold_best)
+    out = ReportResult(tables, rendered)
+    if cfg.out is not None:
+        write_text(cfg.out, rich_to_text(rendered) if cfg.format == "rich" else rendered)
+        write_resolved_config(Path(cfg.out), cfg, "report")
+        out.files["table"] = Path(cfg.out)
+    if cfg.plot is not None:
+        out.plot = plot_per_class(loaded, cfg.plot)
+        log.info("wrote plot %s", out.plot)
+    return out
+
+
+def rich_to_text(tables, width: int = 160) -> str:
+    """Plain-text rendering of rich tables (a rich report written to a file)."""
+    import io
+
+    from rich.console import Console
+
+    buf = io.StringIO()
+    console = Console(file=buf, width=width, no_color=True, force_terminal=False)
+    for t in tables:
+        console.print(t)
+        console.print()
+    return buf.getvalue()
+
