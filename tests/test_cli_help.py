@@ -3,8 +3,7 @@
 import subprocess
 import sys
 
-from lt_bench_cli.commands.adapt import TRAINED_HEADS
-from lt_bench_cli.commands.eval import BASELINES
+from lt_bench.heads.config import BASELINES, TRAINED_HEADS
 
 COMMANDS = ["datasets", "finetune", "extract", "adapt", "eval", "report", "reproduce", "demo"]
 

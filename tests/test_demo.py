@@ -1,13 +1,11 @@
 """`ltbench demo`, reduced (fewer epochs): the whole pipeline on the real Fashion-MNIST files."""
 
 import json
-import subprocess
 
 import pytest
 
 from conftest import FASHION_MNIST_DIR
 
-pytestmark = pytest.mark.slow
 
 needs_fmnist = pytest.mark.skipif(not (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists(),
                                   reason="Debian's dataset-fashion-mnist is not installed")
@@ -15,17 +13,23 @@ METHODS = ["zero-shot (Phase A)", "BALLAD", "cosine + LA loss", "NCM", "kNN"]
 REDUCED = ["--epochs", "2", "--views", "1", "--head-epochs", "2", "--workers", "0"]
 
 
-def run(cmd, env, **kw):
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, **kw)
+def run_cli(argv, capsys):
+    from lt_bench_cli.app import main
+
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    out, err = capsys.readouterr()
+    return e.value.code, out, err
 
 
+@pytest.mark.slow
 @needs_fmnist
-def test_reduced_demo_runs_then_reuses_its_steps(ltbench, subprocess_env, tmp_path):
+def test_reduced_demo_runs_then_reuses_its_steps(capsys, tmp_path):
     out = tmp_path / "demo"
-    first = run([*ltbench, "demo", "--out", str(out), *REDUCED], subprocess_env)
-    assert first.returncode == 0, first.stderr[-2000:]
+    code, stdout, err = run_cli(["demo", "--out", str(out), *REDUCED], capsys)
+    assert code == 0, err[-2000:]
     for m in METHODS:  # one table row per method, on stdout
-        assert m in first.stdout
+        assert m in stdout
     results = sorted((out / "results").glob("*.json"))
     assert len(results) == len(METHODS)
     records = {json.loads(p.read_text())["label"]: json.loads(p.read_text()) for p in results}
@@ -39,16 +43,16 @@ def test_reduced_demo_runs_then_reuses_its_steps(ltbench, subprocess_env, tmp_pa
     assert (out / "config.toml").is_file() and (out / "finetune" / "best.pt").is_file()
 
     cache_mtime = (out / "features.h5").stat().st_mtime_ns
-    second = run([*ltbench, "demo", "--out", str(out), *REDUCED], subprocess_env)
-    assert second.returncode == 0, second.stderr[-2000:]
-    assert "reused finished steps: finetune, extract, adapt BALLAD, adapt cosine + LA loss" in second.stderr
+    code, _, err = run_cli(["demo", "--out", str(out), *REDUCED], capsys)
+    assert code == 0, err[-2000:]
+    assert "reused finished steps: finetune, extract, adapt BALLAD, adapt cosine + LA loss" in err
     assert (out / "features.h5").stat().st_mtime_ns == cache_mtime
     again = {json.loads(p.read_text())["label"]: json.loads(p.read_text())["metrics"] for p in results}
     assert again == {k: v["metrics"] for k, v in records.items()}  # same inputs, same numbers
 
 
-def test_demo_without_fashion_mnist_says_how_to_get_it(ltbench, subprocess_env, tmp_path):
-    r = run([*ltbench, "demo", "--out", str(tmp_path / "d"), "--root", str(tmp_path / "nowhere")], subprocess_env)
-    assert r.returncode == 1
-    lines = [line for line in r.stderr.splitlines() if line.strip()]
+def test_demo_without_fashion_mnist_says_how_to_get_it(capsys, tmp_path):
+    code, _, err = run_cli(["demo", "--out", str(tmp_path / "d"), "--root", str(tmp_path / "nowhere")], capsys)
+    assert code == 1
+    lines = [line for line in err.splitlines() if line.strip()]
     assert lines[-1].startswith("ltbench: error:") and "Fashion-MNIST" in lines[-1]

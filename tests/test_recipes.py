@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 import typer
 
 from lt_bench.errors import LTBenchError
-from lt_bench.report.recipes import (DONE_MARKER, RECIPE_KEYS, STEP_OPTIONS, STEPS, load_recipe, make_plan,
-                                     shipped_recipes)
+from lt_bench.pipeline.recipes import RECIPE_KEYS, STEP_OPTIONS, STEPS, load_recipe, shipped_recipes
+from lt_bench.pipeline.reproduce import make_plan
 
 BALLAD = ["ballad_imagenet_lt_rn50", "ballad_imagenet_lt_vitb16", "ballad_places_lt_vitb16",
           "ballad_cifar100_lt_vitb16"]
@@ -118,21 +116,19 @@ def test_unknown_method(tmp_path):
         load_recipe(p)
 
 
-def test_cli_unknown_key(tmp_path, ltbench, subprocess_env):
+def test_cli_unknown_key(tmp_path, capsys):
     p = write_recipe(tmp_path, extra_extract="colour = 3\n")
-    proc = subprocess.run([*ltbench, "reproduce", str(p), "--out", str(tmp_path / "o"), "--dry-run"],
-                          capture_output=True, text=True, env=subprocess_env, timeout=120)
-    assert proc.returncode == 1
-    lines = proc.stderr.strip().splitlines()
+    code, _, err = run_cli(["reproduce", str(p), "--out", str(tmp_path / "o"), "--dry-run"], capsys)
+    assert code == 1
+    lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ltbench: error: ")
     assert "'colour'" in lines[0] and "[extract]" in lines[0]
 
 
-def test_cli_unknown_recipe_lists_shipped(tmp_path, ltbench, subprocess_env):
-    proc = subprocess.run([*ltbench, "reproduce", "ballad_mnist", "--out", str(tmp_path / "o")],
-                          capture_output=True, text=True, env=subprocess_env, timeout=120)
-    assert proc.returncode == 1
-    lines = proc.stderr.strip().splitlines()
+def test_cli_unknown_recipe_lists_shipped(tmp_path, capsys):
+    code, _, err = run_cli(["reproduce", "ballad_mnist", "--out", str(tmp_path / "o")], capsys)
+    assert code == 1
+    lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ltbench: error: unknown recipe 'ballad_mnist'")
     for name in BALLAD + ["smoke"]:
         assert name in lines[0]
@@ -158,7 +154,7 @@ def test_dry_run_order(tmp_path, capsys):
     assert code == 0, err
     assert _commands(out) == ["finetune", "extract", "adapt", "eval", "eval", "report"]
     lines = out.strip().splitlines()
-    assert "--dataset imagenet_lt --root /img --splits-dir /splits" in lines[0]
+    assert all(f in lines[0] for f in ("--dataset imagenet_lt", "--root /img", "--splits-dir /splits"))
     assert "--lr 1e-05" in lines[0] and "--epochs 50" in lines[0] and "--seed 3" in lines[0]
     assert f"--pretrained {out_dir}/finetune/best.pt" in lines[1] and "--views 4" in lines[1]
     assert "--splits train,val,test" in lines[1]
@@ -177,58 +173,54 @@ def test_dry_run_dataset_options_and_set(tmp_path, capsys):
     assert "--epochs 1 " in lines[2]
 
 
-def _fake_outputs(out, *, finetune=True, features=True, head=True, results=("zeroshot",)):
-    if finetune:
-        (out / "finetune").mkdir(parents=True)
-        (out / "finetune" / "best.pt").write_bytes(b"x")
-        (out / "finetune" / DONE_MARKER).write_text("done\n")
-    if features:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "features.h5").write_bytes(b"x")
-    if head:
-        (out / "heads").mkdir(parents=True)
-        (out / "heads" / "ballad.pt").write_bytes(b"x")
-    (out / "results").mkdir(parents=True, exist_ok=True)
-    for m in results:
-        (out / "results" / f"{m}.json").write_text("{}")
+def _checkpoint(path, epoch):
+    """A file with the keys of a Phase A checkpoint (weights not needed to decide reuse)."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": {}, "epoch": epoch, "optimizer": {}, "model": "ltb-tiny-vit",
+                "dataset": "fashion_mnist_lt", "config": "{}"}, path)
 
 
-def test_skip_finished_steps(tmp_path, capsys):
+def _finished_finetune(run_dir, epochs=1):
+    _checkpoint(run_dir / "last.pt", epochs)
+    _checkpoint(run_dir / "best.pt", epochs)
+
+
+def test_invalid_outputs_are_not_reused_and_force_reruns(tmp_path):
     out_dir = tmp_path / "run"
-    _fake_outputs(out_dir)
-    code, out, _ = run_cli(["reproduce", "smoke", "--out", str(out_dir), "--dry-run"], capsys)
-    assert code == 0
-    assert _commands(out) == ["skip finetune", "skip extract", "skip adapt", "skip eval", "eval", "report"]
-    assert f"--head {out_dir}/heads/ballad.pt" in out.splitlines()[4]
-
-
-def test_rerun_invalidates_later_steps(tmp_path):
-    out_dir = tmp_path / "run"
-    _fake_outputs(out_dir, features=False, results=("zeroshot", "ballad"))
+    _finished_finetune(out_dir / "finetune")
+    (out_dir / "features.h5").write_bytes(b"not a cache")  # exists, but is no cache of these settings
     plan = make_plan(load_recipe("smoke"), out_dir)
     assert [s.skip for s in plan.steps] == [True, False, False, False, False]
-    _fake_outputs(tmp_path / "run2", results=("zeroshot", "ballad"))
-    plan = make_plan(load_recipe("smoke"), tmp_path / "run2", force=True)
+    assert "--overwrite" in plan.steps[1].argv  # replaced, not refused
+    plan = make_plan(load_recipe("smoke"), out_dir, force=True)
     assert not any(s.skip for s in plan.steps)
-    assert "--overwrite" in plan.steps[1].argv  # features.h5 exists but is stale
+    assert "--overwrite" in plan.steps[0].argv and "--overwrite" in plan.steps[1].argv
 
 
 def test_finetune_last_checkpoint_epochs(tmp_path):
-    import torch
-
     out_dir = tmp_path / "run"
-    (out_dir / "finetune").mkdir(parents=True)
-    torch.save({"epoch": 0}, out_dir / "finetune" / "last.pt")
+    _checkpoint(out_dir / "finetune" / "last.pt", 0)
     plan = make_plan(load_recipe("smoke"), out_dir)  # smoke: 1 epoch
     assert not plan.steps[0].skip and "--resume" in plan.steps[0].argv
-    torch.save({"epoch": 1}, out_dir / "finetune" / "last.pt")
-    (out_dir / "finetune" / "best.pt").write_bytes(b"x")
+    _finished_finetune(out_dir / "finetune")
     plan = make_plan(load_recipe("smoke"), out_dir)
     assert plan.steps[0].skip and "all 1 epochs" in plan.steps[0].reason
 
 
+def test_bad_value_refused_when_the_plan_is_made(tmp_path, capsys):
+    """A recipe value a step would refuse stops reproduce before any step runs (even --dry-run)."""
+    for override, flag in (("adapt.epochs=-1", "--epochs"), ("finetune.epochs=0", "--epochs"),
+                           ("extract.views=-2", "--views"), ('finetune.epochs="ten"', "--epochs")):
+        code, out, err = run_cli(["reproduce", "smoke", "--out", str(tmp_path / "o"), "--set", override,
+                                  "--dry-run"], capsys)
+        assert code == 1 and flag in err and out == "", (override, err)
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.slow
-def test_reproduce_end_to_end_synthetic(tmp_path, ltbench, subprocess_env):
+def test_reproduce_end_to_end_synthetic(tmp_path, capsys):
     """The real pipeline on a tiny synthetic set; a rerun skips every step."""
     import json
 
@@ -260,16 +252,22 @@ batch_size = 32
 methods = ["zeroshot", "ballad"]
 ''')
     out = tmp_path / "run"
-    cmd = [*ltbench, "reproduce", str(recipe), "--out", str(out), "--device", "cpu", "--format", "csv"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    for f in ("finetune/best.pt", f"finetune/{DONE_MARKER}", "features.h5", "heads/ballad.pt",
+    argv = ["reproduce", str(recipe), "--out", str(out), "--device", "cpu", "--format", "csv"]
+    code, stdout, err = run_cli(argv, capsys)
+    assert code == 0, err[-3000:]
+    for f in ("finetune/best.pt", "features.h5", "heads/ballad.pt",
               "results/zeroshot.json", "results/ballad.json", "plan.sh", "recipe.toml", "per_class.png"):
         assert (out / f).exists(), f
     assert (out / "config.toml").read_text().count("format") == 1  # resolved options, reusable as --config
     assert json.loads((out / "results" / "ballad.json").read_text())["head"] == "ballad"
-    assert proc.stdout.splitlines()[0].startswith("dataset,method")
-    assert {line.split(",")[1] for line in proc.stdout.splitlines()[1:]} == {"zeroshot", "ballad"}
-    again = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env, timeout=300)
-    assert again.returncode == 0
-    assert again.stderr.count("skip ") == 5 and "[1/" not in again.stderr
+    assert stdout.splitlines()[0].startswith("dataset,method")
+    assert {line.split(",")[1] for line in stdout.splitlines()[1:]} == {"zeroshot", "ballad"}
+    code, again, err = run_cli(argv, capsys)
+    assert code == 0 and again == stdout
+    assert err.count("skip ") == 5 and "[1/" not in err
+    # one result removed: only that evaluation runs again; the plan says so first
+    (out / "results" / "zeroshot.json").unlink()
+    code, dry, _ = run_cli([*argv, "--dry-run"], capsys)
+    assert _commands(dry) == ["skip finetune", "skip extract", "skip adapt", "eval", "skip eval", "report"]
+    code, _, err = run_cli(argv, capsys)
+    assert code == 0 and "[1/1] eval zeroshot" in err
