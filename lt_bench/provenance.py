@@ -33,8 +33,14 @@ def package_version(module: str) -> str | None:
     """Version of ``module`` (an import name of ``_PACKAGES``), None when it is not installed.
 
     The imported module's ``__version__`` when it is loaded (what actually runs), else the
-    installed distribution's metadata: reading a version never imports torch or faiss.
+    installed distribution's metadata, so that reading a version never imports faiss or
+    open_clip. torch is imported: its ``__version__`` names the CUDA build (``2.5.1+cu124``),
+    which a wheel's metadata may not, and every artefact writer has loaded it already.
     """
+    if module == "torch":
+        import torch
+
+        return str(torch.__version__)
     loaded = sys.modules.get(module)
     version = getattr(loaded, "__version__", None)
     if version:
