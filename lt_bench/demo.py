@@ -112,9 +112,9 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     from .heads.checkpoint import load_head
     from .heads.predict import baseline_logits, trained_logits
     from .io import write_json, write_text
-    from .metrics import evaluate, result_record
+    from .metrics import evaluate
     from .models import create_model
-    from .report.results import load_results
+    from .report.results import load_results, result_record
     from .report.tables import build_tables, render_markdown
     from .report.plots import plot_per_class
 

@@ -13,7 +13,8 @@ from lt_bench.errors import LTBenchError
 from lt_bench.features import FeatureCache
 from lt_bench.io import write_json
 from lt_bench.log import get_logger
-from lt_bench.metrics import METRIC_KEYS, evaluate, result_record
+from lt_bench.metrics import METRIC_KEYS, evaluate
+from lt_bench.report.results import result_record
 
 # Spelled out so that `ltbench --help` need not import torch; tests/test_cli_help.py checks it
 # against the registry.
