@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from _env_helpers import assert_environment
+from lt_bench import __version__
 from lt_bench.errors import LTBenchError
 from lt_bench.report import (aggregate, build_tables, load_published, load_result, load_results,
                              normalize_backbone, render_csv, render_latex, render_markdown, result_record,
@@ -290,4 +291,27 @@ def test_result_record_written_and_read_in_one_module(tmp_path):
     with pytest.raises(LTBenchError, match="missing key 'metrics.many'"):
         write_result(tmp_path / "bad.json", dict(rec, metrics={"overall": 1.0}))
     assert not (tmp_path / "bad.json").exists()
+
+
+def test_leaderboard_names_versions_and_environment(tmp_path):
+    env = {"lt_bench": "0.1.0", "torch": "2.5.1+cu124", "open_clip": "2.29.0", "faiss": "1.9.0", "h5py": "3.12.1",
+           "python": "3.11.7", "platform": "Linux", "device": "cuda:0 (NVIDIA H200)"}
+    new = fake_result(tmp_path / "a.json", seed=0)
+    d = json.loads(new.read_text())
+    d["environment"] = env
+    new.write_text(json.dumps(d))
+    old = fake_result(tmp_path / "b.json", seed=1)  # written before results recorded an environment
+    tables = build_tables(load_results([new, old]))
+    described = "lt_bench 0.1.0, torch 2.5.1+cu124, open_clip 2.29.0, faiss 1.9.0, h5py 3.12.1, python 3.11.7, " \
+                "device cuda:0 (NVIDIA H200)"
+    line = f"made by lt_bench {__version__}; results computed with {described} | lt_bench 0.1.0"
+    md = render_markdown(tables)
+    assert md.endswith(f"\n\n<!-- {line} -->\n") and md.startswith("### ")
+    latex = render_latex(tables)
+    assert latex.endswith(f"\\end{{table}}\n\n% {line}\n")
+    rows = list(csv.DictReader(io.StringIO(render_csv(tables))))
+    assert all(len(r) == len(rows[0]) and None not in r for r in rows)  # plain CSV: no ragged comment line
+    mine = [r for r in rows if r["published"] == "no"]
+    assert [r["environment"] for r in mine] == [f"{described} | lt_bench 0.1.0"]
+    assert {r["environment"] for r in rows if r["published"] == "yes"} == {"-"}
 
