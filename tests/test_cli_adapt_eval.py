@@ -6,6 +6,7 @@ import subprocess
 import h5py
 import pytest
 
+from _env_helpers import assert_environment
 from lt_bench.features.synthetic import make_synthetic_cache
 
 # Subprocesses import torch and faiss: a few seconds each on 2 shared cores.
@@ -62,14 +63,19 @@ def test_adapt_eval_happy_path(ltbench, subprocess_env, caches, head):
     assert "final loss" in r.stderr and r.stdout.strip() == str(path)
     cfg = path.with_name(path.name + ".config.toml").read_text()
     assert 'sampler = "class_aware"' in cfg and "epochs = 3" in cfg
+    import torch
+
+    assert_environment(torch.load(path, weights_only=True)["environment"], "cpu")  # the head's
     out = caches["dir"] / "res.json"
     r = run(ltbench, subprocess_env, "eval", caches["main"], "--head", path, "--json", out, "--posthoc-tau", "0.5")
     assert r.returncode == 0, r.stderr
     assert "overall" in r.stdout and "few" in r.stdout
     res = json.loads(out.read_text())
     for key in ("head", "kind", "metrics", "per_class", "train_counts", "classnames", "cache", "config", "seed",
-                "split", "lt_bench_version", "created", "dataset", "model", "posthoc_tau", "group_sizes"):
+                "split", "lt_bench_version", "created", "dataset", "model", "posthoc_tau", "group_sizes",
+                "environment"):
         assert key in res, key
+    assert_environment(res["environment"], "cpu")
     assert res["head"] == "ballad" and res["kind"] == "trained" and res["split"] == "test"
     assert res["config"]["epochs"] == 3 and res["seed"] == 1 and res["posthoc_tau"] == 0.5
     assert set(res["metrics"]) >= {"overall", "many", "medium", "few", "macro_f1", "ece", "worst_class",
