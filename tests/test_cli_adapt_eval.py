@@ -105,13 +105,16 @@ def test_eval_refuses_head_of_another_cache(ltbench, subprocess_env, caches, hea
     assert last.startswith("ltbench: error: ") and "made on another cache" in last and field in last, r.stderr
 
 
-BAD = {
-    "unknown head": (["adapt", "{main}", "--head", "mlp", "--out", "{dir}/x.pt"], "known: ballad, cosine, linear"),
+# A value outside an option's choices is a usage error: exit 2, click's message naming the choices.
+BAD_CHOICE = {
+    "unknown head": (["adapt", "{main}", "--head", "mlp", "--out", "{dir}/x.pt"], "'ballad', 'cosine', 'linear'"),
     "unknown loss": (["adapt", "{main}", "--loss", "focal", "--out", "{dir}/x.pt"],
-                     "known: ce, logit_adjusted, balanced_softmax"),
+                     "'ce', 'logit_adjusted', 'balanced_softmax'"),
     "unknown sampler": (["adapt", "{main}", "--sampler", "repeat", "--out", "{dir}/x.pt"],
-                        "known: instance, class_aware, sqrt"),
-    "unknown baseline": (["eval", "{main}", "--baseline", "svm"], "known: knn, ncm, zeroshot"),
+                        "'instance', 'class_aware', 'sqrt'"),
+    "unknown baseline": (["eval", "{main}", "--baseline", "svm"], "'knn', 'ncm', 'zeroshot'"),
+}
+BAD = {
     "k too large": (["eval", "{main}", "--baseline", "knn", "--k", "100000"], "larger than the train set"),
     "adapt without train": (["adapt", "{notrain}", "--out", "{dir}/x.pt"], "no 'train' split"),
     "ncm without train": (["eval", "{notrain}", "--baseline", "ncm"], "needs the train split"),
@@ -131,4 +134,14 @@ def test_bad_input(ltbench, subprocess_env, caches, case):
     assert r.returncode == 1, (r.returncode, r.stderr)
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("ltbench: error: ") and expected in last, r.stderr  # one line says what to fix
+    assert not (caches["dir"] / "x.pt").exists()
+
+
+@pytest.mark.parametrize("case", list(BAD_CHOICE))
+def test_bad_choice_is_a_usage_error(ltbench, subprocess_env, caches, case):
+    args, expected = BAD_CHOICE[case]
+    fmt = {k: str(v) for k, v in caches.items()}
+    r = run(ltbench, subprocess_env, *[a.format(**fmt) for a in args])
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert expected in r.stderr and "Traceback" not in r.stderr
     assert not (caches["dir"] / "x.pt").exists()

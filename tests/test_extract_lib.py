@@ -168,7 +168,7 @@ def test_unknown_split_and_bad_options(tmp_path, bundle, synth):
         extract_features(tmp_path / "f.h5", ds, bundle, _opts(splits=("train", "val")))
     with pytest.raises(LTBenchError, match="--splits"):
         extract_features(tmp_path / "f.h5", ds, bundle, _opts(splits=("training",)))
-    with pytest.raises(LTBenchError, match="unknown template set"):
+    with pytest.raises(LTBenchError, match="--templates"):
         extract_features(tmp_path / "f.h5", ds, bundle, _opts(templates="fancy"))
     assert not (tmp_path / "f.h5").exists() and not partial_path(tmp_path / "f.h5").exists()
 
