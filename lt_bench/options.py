@@ -142,14 +142,12 @@ def _check_type(flag: str, value: Any, tp: Any) -> None:
 
 
 def _check_bounds(flag: str, value: float, m: dict) -> None:
-    if m["min"] is not None and value < m["min"]:
-        raise LTBenchError(f"{flag} must be at least {m['min']:g} (got {value:g})")
-    if m["max"] is not None and value > m["max"]:
-        raise LTBenchError(f"{flag} must be at most {m['max']:g} (got {value:g})")
-    if m["gt"] is not None and not value > m["gt"]:
-        raise LTBenchError(f"{flag} must be greater than {m['gt']:g} (got {value:g})")
-    if m["lt"] is not None and not value < m["lt"]:
-        raise LTBenchError(f"{flag} must be less than {m['lt']:g} (got {value:g})")
+    if m["gt"] == 0 and not value > 0:
+        raise LTBenchError(f"{flag} must be positive (got {value})")
+    for bound, ok, words in (("min", lambda b: value >= b, "at least"), ("max", lambda b: value <= b, "at most"),
+                             ("gt", lambda b: value > b, "greater than"), ("lt", lambda b: value < b, "less than")):
+        if m[bound] is not None and not ok(m[bound]):
+            raise LTBenchError(f"{flag} must be {words} {m[bound]:g} (got {value})")
 
 
 def from_values(cls, values: dict[str, Any], **fixed) -> Any:

@@ -42,7 +42,7 @@ def assert_same_arrays(a: Path, b: Path) -> None:
                     assert fa[s][name].shape == fb[s][name].shape, (s, name)
                     assert np.array_equal(fa[s][name][()], fb[s][name][()]), (s, name)
             assert dict(fa[s].attrs) == dict(fb[s].attrs), s
-        per_run = {"created", "config"}
+        per_run = {"created", "config", "environment"}
         ra = {k: v for k, v in fa.attrs.items() if k not in per_run}
         rb = {k: v for k, v in fb.attrs.items() if k not in per_run}
         assert ra == rb

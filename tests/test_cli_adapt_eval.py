@@ -6,6 +6,7 @@ import subprocess
 import h5py
 import pytest
 
+from _env_helpers import assert_environment
 from lt_bench.features.synthetic import make_synthetic_cache
 
 # Subprocesses import torch and faiss: a few seconds each on 2 shared cores.
@@ -62,14 +63,19 @@ def test_adapt_eval_happy_path(ltbench, subprocess_env, caches, head):
     assert "final loss" in r.stderr and r.stdout.strip() == str(path)
     cfg = path.with_name(path.name + ".config.toml").read_text()
     assert 'sampler = "class_aware"' in cfg and "epochs = 3" in cfg
+    import torch
+
+    assert_environment(torch.load(path, weights_only=True)["environment"], "cpu")  # the head's
     out = caches["dir"] / "res.json"
     r = run(ltbench, subprocess_env, "eval", caches["main"], "--head", path, "--json", out, "--posthoc-tau", "0.5")
     assert r.returncode == 0, r.stderr
     assert "overall" in r.stdout and "few" in r.stdout
     res = json.loads(out.read_text())
     for key in ("head", "kind", "metrics", "per_class", "train_counts", "classnames", "cache", "config", "seed",
-                "split", "lt_bench_version", "created", "dataset", "model", "posthoc_tau", "group_sizes"):
+                "split", "lt_bench_version", "created", "dataset", "model", "posthoc_tau", "group_sizes",
+                "environment"):
         assert key in res, key
+    assert_environment(res["environment"], "cpu")
     assert res["head"] == "ballad" and res["kind"] == "trained" and res["split"] == "test"
     assert res["config"]["epochs"] == 3 and res["seed"] == 1 and res["posthoc_tau"] == 0.5
     assert set(res["metrics"]) >= {"overall", "many", "medium", "few", "macro_f1", "ece", "worst_class",
@@ -99,13 +105,16 @@ def test_eval_refuses_head_of_another_cache(ltbench, subprocess_env, caches, hea
     assert last.startswith("ltbench: error: ") and "made on another cache" in last and field in last, r.stderr
 
 
-BAD = {
-    "unknown head": (["adapt", "{main}", "--head", "mlp", "--out", "{dir}/x.pt"], "known: ballad, cosine, linear"),
+# A value outside an option's choices is a usage error: exit 2, click's message naming the choices.
+BAD_CHOICE = {
+    "unknown head": (["adapt", "{main}", "--head", "mlp", "--out", "{dir}/x.pt"], "'ballad', 'cosine', 'linear'"),
     "unknown loss": (["adapt", "{main}", "--loss", "focal", "--out", "{dir}/x.pt"],
-                     "known: ce, logit_adjusted, balanced_softmax"),
+                     "'ce', 'logit_adjusted', 'balanced_softmax'"),
     "unknown sampler": (["adapt", "{main}", "--sampler", "repeat", "--out", "{dir}/x.pt"],
-                        "known: instance, class_aware, sqrt"),
-    "unknown baseline": (["eval", "{main}", "--baseline", "svm"], "known: knn, ncm, zeroshot"),
+                        "'instance', 'class_aware', 'sqrt'"),
+    "unknown baseline": (["eval", "{main}", "--baseline", "svm"], "'knn', 'ncm', 'zeroshot'"),
+}
+BAD = {
     "k too large": (["eval", "{main}", "--baseline", "knn", "--k", "100000"], "larger than the train set"),
     "adapt without train": (["adapt", "{notrain}", "--out", "{dir}/x.pt"], "no 'train' split"),
     "ncm without train": (["eval", "{notrain}", "--baseline", "ncm"], "needs the train split"),
@@ -125,4 +134,14 @@ def test_bad_input(ltbench, subprocess_env, caches, case):
     assert r.returncode == 1, (r.returncode, r.stderr)
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("ltbench: error: ") and expected in last, r.stderr  # one line says what to fix
+    assert not (caches["dir"] / "x.pt").exists()
+
+
+@pytest.mark.parametrize("case", list(BAD_CHOICE))
+def test_bad_choice_is_a_usage_error(ltbench, subprocess_env, caches, case):
+    args, expected = BAD_CHOICE[case]
+    fmt = {k: str(v) for k, v in caches.items()}
+    r = run(ltbench, subprocess_env, *[a.format(**fmt) for a in args])
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert expected in r.stderr and "Traceback" not in r.stderr
     assert not (caches["dir"] / "x.pt").exists()

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from _data_helpers import write_png
+from _env_helpers import assert_environment
 from _extract_helpers import assert_same_arrays
 from lt_bench import distributed as dist_
 from lt_bench.data import LTDataset, Split, load_dataset
@@ -52,6 +53,19 @@ def test_openai_templates_in_cache(tmp_path, bundle, synth):
         assert len(c.templates) == 80 and c.text_features.shape == (80, 10, 64)
         mean = c.text_features.mean(0)
         np.testing.assert_allclose(c.text_classifier, mean / np.linalg.norm(mean, axis=-1, keepdims=True), atol=1e-6)
+
+
+def test_cache_records_environment(tmp_path, bundle, synth):
+    """The root attribute ``environment`` (additive in v1): versions and device; optional to readers."""
+    out = tmp_path / "f.h5"
+    extract_features(out, synth, bundle, _opts(splits=("test",)))
+    with FeatureCache(out) as c:
+        assert_environment(c.environment, "cpu")
+        assert c.attrs["format_version"] == 1
+    with h5py.File(out, "a") as f:  # a cache written before the attribute existed
+        del f.attrs["environment"]
+    with FeatureCache(out) as c:
+        assert c.environment is None and len(c.labels("test")) == 30
 
 
 def test_workers_and_world_independent(tmp_path, bundle, synth):
@@ -154,7 +168,7 @@ def test_unknown_split_and_bad_options(tmp_path, bundle, synth):
         extract_features(tmp_path / "f.h5", ds, bundle, _opts(splits=("train", "val")))
     with pytest.raises(LTBenchError, match="--splits"):
         extract_features(tmp_path / "f.h5", ds, bundle, _opts(splits=("training",)))
-    with pytest.raises(LTBenchError, match="unknown template set"):
+    with pytest.raises(LTBenchError, match="--templates"):
         extract_features(tmp_path / "f.h5", ds, bundle, _opts(templates="fancy"))
     assert not (tmp_path / "f.h5").exists() and not partial_path(tmp_path / "f.h5").exists()
 

@@ -130,6 +130,16 @@ def _tiny_run(tmp_path, name, **kw):  # one process, no augmentation, SGD
     return torch.load(tmp_path / name / "last.pt", weights_only=True)
 
 
+def test_checkpoints_record_environment(tmp_path):
+    """last.pt and best.pt carry the versions and the device, and stay weights_only-loadable."""
+    from _env_helpers import assert_environment
+
+    last = _tiny_run(tmp_path, "env", batch_size=8, steps_per_epoch=1)
+    best = torch.load(tmp_path / "env" / "best.pt", weights_only=True)
+    assert_environment(last["environment"], "cpu")
+    assert best["environment"] == last["environment"]
+
+
 @pytest.mark.slow
 def test_accumulation_equals_the_larger_batch(tmp_path):
     a = _tiny_run(tmp_path, "big", batch_size=16, steps_per_epoch=1)

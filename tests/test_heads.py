@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from _env_helpers import assert_environment
 from lt_bench.errors import CacheError, LTBenchError
 from lt_bench.features import FeatureCache
 from lt_bench.features.synthetic import make_synthetic_cache
@@ -141,6 +142,7 @@ def test_head_file_round_trip_and_mismatch(cache, tmp_path):
     path = save_head(tmp_path / "h.pt", res, cache.provenance())
     raw = torch.load(path, weights_only=True)
     assert raw["head"] == "cosine" and isinstance(raw["config"], str) and raw["seed"] == 0
+    assert_environment(raw["environment"], "cpu")  # versions and the device it trained on
     head, rec = load_head(path, provenance=cache.provenance())
     x = torch.from_numpy(cache.features("test"))
     with torch.no_grad():

@@ -11,15 +11,18 @@ import subprocess
 import numpy as np
 import pytest
 
+from _env_helpers import assert_environment
+from lt_bench import __version__
 from lt_bench.errors import LTBenchError
 from lt_bench.report import (aggregate, build_tables, load_published, load_result, load_results,
-                             normalize_backbone, render_csv, render_latex, render_markdown)
+                             normalize_backbone, render_csv, render_latex, render_markdown, result_record,
+                             write_result)
 from lt_bench.report.plots import plot_per_class
 
 COUNTS = [500, 300, 150, 90, 60, 30, 18, 10, 6, 5]  # 3 many, 3 medium, 4 few
 
 
-def write_result(path, *, head="ballad", dataset="imagenet_lt", model="ViT-B-16", pretrained="openai",
+def fake_result(path, *, head="ballad", dataset="imagenet_lt", model="ViT-B-16", pretrained="openai",
                  seed=0, overall=70.0, many=80.0, medium=65.0, few=50.0, config=None, counts=COUNTS,
                  per_class=None, drop=()):
     rng = np.random.default_rng(seed)
@@ -58,7 +61,7 @@ def run_cli(argv, capsys):
 @pytest.fixture
 def seeds3(tmp_path):
     vals = [(70.0, 81.0, 66.0, 52.0), (72.0, 80.0, 67.5, 55.0), (74.5, 82.5, 66.0, 51.0)]
-    return [write_result(tmp_path / f"ballad_s{i}.json", seed=i, overall=o, many=m, medium=md, few=f)
+    return [fake_result(tmp_path / f"ballad_s{i}.json", seed=i, overall=o, many=m, medium=md, few=f)
             for i, (o, m, md, f) in enumerate(vals)], vals
 
 
@@ -107,8 +110,8 @@ def test_no_published(seeds3, capsys):
 
 
 def test_latex_booktabs_escaped(tmp_path, capsys):
-    p1 = write_result(tmp_path / "a.json", head="my_head&co", overall=71.0)
-    p2 = write_result(tmp_path / "b.json", head="zeroshot", overall=60.0, many=None)
+    p1 = fake_result(tmp_path / "a.json", head="my_head&co", overall=71.0)
+    p2 = fake_result(tmp_path / "b.json", head="zeroshot", overall=60.0, many=None)
     code, out, _ = run_cli(["report", str(p1), str(p2), "--format", "latex"], capsys)
     assert code == 0
     for tag in (r"\toprule", r"\midrule", r"\bottomrule", r"\begin{tabular}", r"\end{table}"):
@@ -150,9 +153,9 @@ def test_rich_to_file(seeds3, tmp_path, capsys):
 
 
 def test_mixed_datasets_separate_tables(tmp_path, capsys):
-    a = write_result(tmp_path / "a.json", dataset="imagenet_lt")
-    b = write_result(tmp_path / "b.json", dataset="places_lt", overall=48.0)
-    c = write_result(tmp_path / "c.json", dataset="cifar100_lt", counts=[500, 200, 100, 50, 20, 5])
+    a = fake_result(tmp_path / "a.json", dataset="imagenet_lt")
+    b = fake_result(tmp_path / "b.json", dataset="places_lt", overall=48.0)
+    c = fake_result(tmp_path / "c.json", dataset="cifar100_lt", counts=[500, 200, 100, 50, 20, 5])
     code, out, err = run_cli(["report", str(a), str(b), str(c), "-f", "md"], capsys)
     assert code == 0
     assert out.count("### ") == 3
@@ -165,14 +168,14 @@ def test_mixed_datasets_separate_tables(tmp_path, capsys):
 
 
 def test_cifar_other_imbalance_has_no_published_rows(tmp_path):
-    r = load_result(write_result(tmp_path / "a.json", dataset="cifar100_lt", counts=[500, 200, 50]))
+    r = load_result(fake_result(tmp_path / "a.json", dataset="cifar100_lt", counts=[500, 200, 50]))
     (t,) = build_tables([r])
     assert t.published_rows == []
 
 
 def test_groups_differ_by_config(tmp_path):
-    rs = load_results([write_result(tmp_path / "a0.json", seed=0), write_result(tmp_path / "a1.json", seed=1),
-                       write_result(tmp_path / "b.json", seed=0, config={"alpha": 0.5})])
+    rs = load_results([fake_result(tmp_path / "a0.json", seed=0), fake_result(tmp_path / "a1.json", seed=1),
+                       fake_result(tmp_path / "b.json", seed=0, config={"alpha": 0.5})])
     groups = aggregate(rs)
     assert [g.n for g in groups] == [2, 1]
     assert groups[0].label == "ballad (alpha=0.2)" and groups[1].label == "ballad (alpha=0.5)"
@@ -181,11 +184,11 @@ def test_groups_differ_by_config(tmp_path):
 
 
 def test_label_names_the_method(tmp_path):
-    a = write_result(tmp_path / "a.json", head="knn", config={"posthoc_tau": 1.0})
+    a = fake_result(tmp_path / "a.json", head="knn", config={"posthoc_tau": 1.0})
     d = json.loads(a.read_text())
     d["label"] = "kNN + LA"
     a.write_text(json.dumps(d))
-    b = write_result(tmp_path / "b.json", head="knn", config={"posthoc_tau": 1.0})  # no label
+    b = fake_result(tmp_path / "b.json", head="knn", config={"posthoc_tau": 1.0})  # no label
     d = json.loads(b.read_text())
     d["posthoc_tau"] = 1.0
     b.write_text(json.dumps(d))
@@ -194,7 +197,7 @@ def test_label_names_the_method(tmp_path):
 
 
 def test_null_group_and_single_run(tmp_path):
-    r = load_result(write_result(tmp_path / "a.json", few=None))
+    r = load_result(fake_result(tmp_path / "a.json", few=None))
     (t,) = build_tables([r], published=False)
     assert t.rows[0].cells["few"] == (None, None)
     assert "| - | this run |" in render_markdown([t])
@@ -205,7 +208,7 @@ def test_null_group_and_single_run(tmp_path):
 def test_plot_png(seeds3, tmp_path, capsys):
     import matplotlib.image
 
-    zs = write_result(tmp_path / "zs.json", head="zeroshot", model="RN50")
+    zs = fake_result(tmp_path / "zs.json", head="zeroshot", model="RN50")
     png = tmp_path / "plot.png"
     code, _, err = run_cli(["report", *map(str, seeds3[0]), str(zs), "-f", "md", "--plot", str(png)], capsys)
     assert code == 0, err
@@ -216,7 +219,7 @@ def test_plot_png(seeds3, tmp_path, capsys):
 
 
 def test_plot_needs_per_class(tmp_path):
-    r = load_result(write_result(tmp_path / "a.json", drop=("per_class",)))
+    r = load_result(fake_result(tmp_path / "a.json", drop=("per_class",)))
     with pytest.raises(LTBenchError, match="per_class"):
         plot_per_class([r], tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
@@ -225,13 +228,13 @@ def test_plot_needs_per_class(tmp_path):
 @pytest.mark.parametrize("drop,missing", [(("metrics",), "'metrics'"), (("metrics.many",), "'metrics.many'"),
                                           (("head",), "'head'")])
 def test_not_a_result_in_process(tmp_path, drop, missing):
-    p = write_result(tmp_path / "r.json", drop=drop)
+    p = fake_result(tmp_path / "r.json", drop=drop)
     with pytest.raises(LTBenchError, match="r.json is not an lt_bench result: missing key " + missing):
         load_result(p)
 
 
 def test_not_a_result_cli(tmp_path, ltbench, subprocess_env):
-    good = write_result(tmp_path / "good.json")
+    good = fake_result(tmp_path / "good.json")
     bad = tmp_path / "other.json"
     bad.write_text(json.dumps({"accuracy": 0.5}))
     proc = subprocess.run([*ltbench, "report", str(good), str(bad)], capture_output=True, text=True,
@@ -253,9 +256,62 @@ def test_not_json_and_missing_file(tmp_path, capsys):
 
 
 def test_newer_format_refused(tmp_path):
-    p = write_result(tmp_path / "r.json")
+    p = fake_result(tmp_path / "r.json")
     d = json.loads(p.read_text())
     d["format_version"] = 99
     p.write_text(json.dumps(d))
     with pytest.raises(LTBenchError, match="newer"):
         load_result(p)
+
+
+# The keys of a result file (report/results.py's docstring): the format the report reads.
+RESULT_KEYS = {"format", "format_version", "head", "label", "kind", "head_path", "dataset", "model", "split",
+               "metrics", "per_class", "train_counts", "classnames", "group_sizes", "num_images", "posthoc_tau",
+               "cache", "config", "seed", "lt_bench_version", "environment", "created"}
+
+
+def test_result_record_written_and_read_in_one_module(tmp_path):
+    from lt_bench.features import FeatureCache
+    from lt_bench.features.synthetic import make_synthetic_cache
+    from lt_bench.metrics import evaluate
+
+    cache_path = make_synthetic_cache(tmp_path / "c.h5", num_classes=4, dim=8, max_per_class=20, imbalance=10,
+                                      test_per_class=3)
+    with FeatureCache(cache_path) as cache:
+        x = cache.features("test")
+        ev = evaluate(x @ cache.text_classifier.T, cache.labels("test"), cache.train_counts)
+        rec = result_record(ev, head="zeroshot", kind="baseline", split="test", cache=cache, config={}, seed=3,
+                            device="cpu")
+    assert set(rec) == RESULT_KEYS and rec["format"] == "lt_bench.result" and rec["format_version"] == 1
+    assert_environment(rec["environment"], "cpu")
+    path = write_result(tmp_path / "r" / "zs.json", rec)
+    r = load_result(path)
+    assert json.loads(path.read_text()) == rec
+    assert r.head == "zeroshot" and r.seed == 3 and r.dataset == rec["dataset"] and r.environment == rec["environment"]
+    with pytest.raises(LTBenchError, match="missing key 'metrics.many'"):
+        write_result(tmp_path / "bad.json", dict(rec, metrics={"overall": 1.0}))
+    assert not (tmp_path / "bad.json").exists()
+
+
+def test_leaderboard_names_versions_and_environment(tmp_path):
+    env = {"lt_bench": "0.1.0", "torch": "2.5.1+cu124", "open_clip": "2.29.0", "faiss": "1.9.0", "h5py": "3.12.1",
+           "python": "3.11.7", "platform": "Linux", "device": "cuda:0 (NVIDIA H200)"}
+    new = fake_result(tmp_path / "a.json", seed=0)
+    d = json.loads(new.read_text())
+    d["environment"] = env
+    new.write_text(json.dumps(d))
+    old = fake_result(tmp_path / "b.json", seed=1)  # written before results recorded an environment
+    tables = build_tables(load_results([new, old]))
+    described = "lt_bench 0.1.0, torch 2.5.1+cu124, open_clip 2.29.0, faiss 1.9.0, h5py 3.12.1, python 3.11.7, " \
+                "device cuda:0 (NVIDIA H200)"
+    line = f"made by lt_bench {__version__}; results computed with {described} | lt_bench 0.1.0"
+    md = render_markdown(tables)
+    assert md.endswith(f"\n\n<!-- {line} -->\n") and md.startswith("### ")
+    latex = render_latex(tables)
+    assert latex.endswith(f"\\end{{table}}\n\n% {line}\n")
+    rows = list(csv.DictReader(io.StringIO(render_csv(tables))))
+    assert all(len(r) == len(rows[0]) and None not in r for r in rows)  # plain CSV: no ragged comment line
+    mine = [r for r in rows if r["published"] == "no"]
+    assert [r["environment"] for r in mine] == [f"{described} | lt_bench 0.1.0"]
+    assert {r["environment"] for r in rows if r["published"] == "yes"} == {"-"}
+

@@ -3,7 +3,7 @@
 ```
 /                      attrs: format, format_version, model, pretrained, checkpoint_sha256,
                        dataset, num_classes, embed_dim, normalized, lt_bench_version,
-                       created, config (JSON)
+                       created, config (JSON); optional: environment (JSON)
 /classes/names         (C,)      utf-8        /classes/train_counts (C,) int64
 /text/templates        (T,)      utf-8        /text/features (T, C, D) float32
 /text/classifier       (C, D)    float32 normalised mean over templates
@@ -15,12 +15,16 @@
 ```
 
 Additive, still version 1 (readers that ignore them lose nothing): ``/<split>/skipped_paths``
-(ids of images ``ltbench extract --skip-bad`` left out, so N = split size - K) and the split
+(ids of images ``ltbench extract --skip-bad`` left out, so N = split size - K), the split
 attribute ``n_seen`` (images processed, written or skipped: where a resumed extraction starts
-reading; ``n_done`` stays the number of rows written). While a split is incomplete its row
-datasets may be longer than ``n_done`` (allocated at the split's size, filled in order); a
-complete split has exactly ``n_done`` rows. ``ltbench extract`` writes the row datasets
-contiguous (unchunked), which reads back as fast as a raw file (benchmarks/test_bench_extract.py).
+reading; ``n_done`` stays the number of rows written) and the root attribute ``environment``
+(``provenance.environment()`` as JSON: the lt_bench, torch, open_clip, faiss, h5py and python
+versions, the platform and the device the file was created on; a resumed or extended file
+keeps its first run's, as it keeps ``created``; ``FeatureCache.environment`` is None for a
+cache without it). While a split is incomplete its row datasets may be longer than
+``n_done`` (allocated at the split's size, filled in order); a complete split has exactly
+``n_done`` rows. ``ltbench extract`` writes the row datasets contiguous (unchunked), which
+reads back as fast as a raw file (benchmarks/test_bench_extract.py).
 
 ``FeatureCache`` is the one reader every later command uses: it validates format, version and
 attributes on open, and refuses an incomplete split when asked for its rows.
@@ -37,6 +41,7 @@ import numpy as np
 from .. import __version__
 from ..errors import CacheError
 from ..io import atomic_path
+from ..provenance import environment as _environment
 from ..provenance import now_iso
 
 FORMAT = "lt_bench.features"
@@ -53,6 +58,13 @@ def partial_path(path: str | Path) -> Path:
     """Where an unfinished extraction of ``path`` lives until it completes."""
     path = Path(path)
     return path.with_name(path.name + ".partial")
+
+
+def _json_or_none(text) -> dict | None:
+    try:
+        return json.loads(text) if text is not None else None
+    except (TypeError, ValueError):  # informational only: an unreadable one is as good as none
+        return None
 
 
 def _strings(ds) -> list[str]:
@@ -91,6 +103,8 @@ class FeatureCache:
         self.attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in a.items()}
         self.attrs["normalized"] = bool(self.attrs["normalized"])
         self.config = json.loads(self.attrs["config"])
+        # optional (additive in v1): what the file was made with; None for older caches
+        self.environment = _json_or_none(self.attrs.get("environment"))
         self.num_classes = int(self.attrs["num_classes"])
         self.embed_dim = int(self.attrs["embed_dim"])
         self._checked: set[str] = set()
@@ -221,12 +235,19 @@ def check_same_identity(expected: dict, actual: dict, what: str = "head") -> Non
 
 
 def root_attrs(*, model: str, pretrained: str, checkpoint_sha256: str, dataset: str, num_classes: int,
-               embed_dim: int, config: dict, normalized: bool = True, created: str | None = None) -> dict:
-    """The root attributes of a v1 cache."""
+               embed_dim: int, config: dict, normalized: bool = True, created: str | None = None,
+               device=None) -> dict:
+    """The root attributes of a v1 cache.
+
+    Args:
+        device: where the features are computed (``torch.device`` or string), recorded in the
+            ``environment`` attribute; None records it as unknown.
+    """
     return dict(format=FORMAT, format_version=FORMAT_VERSION, model=model, pretrained=pretrained,
                 checkpoint_sha256=checkpoint_sha256, dataset=dataset, num_classes=int(num_classes),
                 embed_dim=int(embed_dim), normalized=bool(normalized), lt_bench_version=__version__,
-                created=created or now_iso(), config=json.dumps(config, sort_keys=True))
+                created=created or now_iso(), config=json.dumps(config, sort_keys=True),
+                environment=json.dumps(_environment(device)))
 
 
 def write_header(f: h5py.File, attrs: dict, classnames: list[str], train_counts, templates: list[str],

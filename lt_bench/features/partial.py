@@ -181,7 +181,7 @@ def prepare(out: Path, dataset: LTDataset, bundle, opts: ExtractOptions, config:
     info = bundle.info
     attrs = root_attrs(model=info.model, pretrained=info.pretrained, checkpoint_sha256=info.checkpoint_sha256,
                        dataset=dataset.name, num_classes=dataset.num_classes, embed_dim=info.embed_dim,
-                       config=config)
+                       config=config, device=device)
     action, have = ("fresh", [])
     if out.exists():
         action, have = _open_existing_output(out, ident, opts)

@@ -90,7 +90,8 @@ def make_synthetic_cache(path: str | Path, num_classes: int = 10, dim: int = 64,
     attrs = root_attrs(model=model, pretrained=pretrained, checkpoint_sha256="", dataset=dataset,
                        num_classes=num_classes, embed_dim=dim,
                        config={"synthetic": True, "seed": seed, "noise": noise, "text_noise": text_noise,
-                               "view_noise": view_noise, "views": views})
+                               "view_noise": view_noise, "views": views},
+                       device="cpu")  # generated with numpy
     return write_cache(path, attrs=attrs, classnames=[f"class_{c:04d}" for c in range(num_classes)],
                        train_counts=train_counts, templates=["a photo of a {}."], text_features=text[None],
                        splits=splits)

@@ -13,6 +13,7 @@ by ``--resume``::
     model, pretrained, dataset, dataset_options, classnames    what made the weights
     best_val, history (one dict per completed epoch: the lines of metrics.jsonl)
     lt_bench_version, created
+    environment       provenance.environment(): versions and the device rank 0 trained on
 
 ``last.pt`` is rewritten atomically after every epoch, ``best.pt`` when validation improves;
 ``metrics.jsonl`` is rewritten atomically from the checkpoint's history, so a resumed run
@@ -31,7 +32,7 @@ import torch
 from .. import __version__
 from ..errors import LTBenchError
 from ..io import save_torch, write_text
-from ..provenance import now_iso
+from ..provenance import environment, now_iso
 
 LAST = "last.pt"
 BEST = "best.pt"
@@ -69,8 +70,14 @@ def cpu_state_dict(model: torch.nn.Module) -> dict:
     return {k.removeprefix("module."): v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
+def _device_of(model: torch.nn.Module):
+    p = next(model.parameters(), None)
+    return None if p is None else p.device
+
+
 def make_checkpoint(*, model, cfg, epoch: int, best_val: float, history: list[dict], classnames,
-                    dataset_options: dict, optimizer=None, scheduler=None, scaler=None) -> dict:
+                    dataset_options: dict, optimizer=None, scheduler=None, scaler=None, device=None) -> dict:
+    """The checkpoint dict (keys in the module docstring); ``device`` defaults to the model's."""
     return {
         "state_dict": cpu_state_dict(model),
         "epoch": int(epoch),
@@ -88,6 +95,7 @@ def make_checkpoint(*, model, cfg, epoch: int, best_val: float, history: list[di
         "history": [dict(h) for h in history],
         "lt_bench_version": __version__,
         "created": now_iso(),
+        "environment": environment(device if device is not None else _device_of(model)),
     }
 
 

@@ -2,7 +2,8 @@
 
     {"format": "lt_bench.head", "format_version": 1, "head": NAME, "config": JSON string,
      "seed": int, "state_dict": {name: tensor}, "cache": FeatureCache.provenance() (primitives),
-     "num_classes": C, "dim": D, "final_loss": float, "lt_bench_version": str, "created": ISO}
+     "num_classes": C, "dim": D, "final_loss": float, "lt_bench_version": str, "created": ISO,
+     "environment": provenance.environment() (versions, the device it was trained on)}
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from .. import __version__
 from ..errors import LTBenchError
 from ..features.cache import check_same_identity
 from ..io import save_torch
-from ..provenance import now_iso
+from ..provenance import environment, now_iso
 from .registry import create_head, get_head_spec
 from .train import TrainConfig, TrainResult
 
@@ -29,16 +30,26 @@ def _primitive(d: dict) -> dict:
     return json.loads(json.dumps(d, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
 
 
-def save_head(path: str | Path, result: TrainResult, provenance: dict) -> Path:
-    """Write HEAD.pt atomically."""
+def save_head(path: str | Path, result: TrainResult, provenance: dict, device=None) -> Path:
+    """Write HEAD.pt atomically.
+
+    Args:
+        path: the file.
+        result: ``train_head``'s result.
+        provenance: the cache's ``FeatureCache.provenance()``.
+        device: where the head was trained; default: where its weights are.
+    """
     head = result.head
+    if device is None:
+        device = next(iter(head.state_dict().values()), torch.empty(0)).device
     sd = {k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}
     c, d = (head.classifier.shape if hasattr(head, "classifier") else
             head.weight.shape if hasattr(head, "weight") else head.fc.weight.shape)
     obj = {"format": HEAD_FORMAT, "format_version": HEAD_FORMAT_VERSION, "head": result.config.head,
            "config": json.dumps(result.config.to_dict(), sort_keys=True), "seed": int(result.config.seed),
            "state_dict": sd, "cache": _primitive(provenance), "num_classes": int(c), "dim": int(d),
-           "final_loss": float(result.final_loss), "lt_bench_version": __version__, "created": now_iso()}
+           "final_loss": float(result.final_loss), "lt_bench_version": __version__, "created": now_iso(),
+           "environment": environment(device)}
     save_torch(path, obj)
     return Path(path)
 

@@ -10,6 +10,7 @@ import torch
 
 from ..device import resolve_device, seed_everything
 from ..errors import LTBenchError
+from ..provenance import device_label
 from .checkpoint import load_head
 from .registry import create_head, get_head_spec
 
@@ -22,6 +23,7 @@ class Prediction:
     kind: str  # "trained" | "baseline"
     config: dict  # the head's training config, or the baseline's options
     head_path: str | None = None
+    device: str | None = None  # where the logits were computed (provenance.device_label), for the result
 
 
 def trained_logits(cache, head_path: str | Path, split: str = "test", device: str = "auto",
@@ -34,7 +36,8 @@ def trained_logits(cache, head_path: str | Path, split: str = "test", device: st
     with torch.no_grad():
         for s in range(0, len(x), batch):
             out[s:s + batch] = head(torch.from_numpy(x[s:s + batch]).to(dev)).float().cpu().numpy()
-    return Prediction(out, cache.labels(split), rec["head"], "trained", rec["config"], str(head_path))
+    return Prediction(out, cache.labels(split), rec["head"], "trained", rec["config"], str(head_path),
+                      device=device_label(dev))
 
 
 def baseline_logits(cache, name: str, split: str = "test", device: str = "auto", seed: int = 0,
@@ -55,4 +58,6 @@ def baseline_logits(cache, name: str, split: str = "test", device: str = "auto",
                                f"(it has: {', '.join(cache.splits) or 'none'}): extract it with `--splits train`")
         base.fit(cache.features("train"), cache.labels("train"))
     x = cache.features(split)
-    return Prediction(base.logits(x), cache.labels(split), name, "baseline", opts)
+    # FAISS baselines put their index on GPU 0 or keep it on CPU (faiss_backend); zero-shot is numpy
+    where = device_label("cuda:0") if getattr(base, "backend", "cpu") == "gpu" else "cpu"
+    return Prediction(base.logits(x), cache.labels(split), name, "baseline", opts, device=where)

@@ -1,4 +1,4 @@
-"""Evaluate logits on a split: every metric as a dict, and the result file `ltbench eval --json` writes.
+"""Evaluate logits on a split: every metric as a dict.
 
 ``evaluate(logits, labels, train_counts)`` returns (all values in **percent**, ECE included;
 ``None`` where undefined, e.g. an empty shot group; never NaN)::
@@ -9,22 +9,8 @@
      "group_sizes": {"many", "medium", "few"}  # number of classes
      "num_images": N}
 
-The result file (``result_record``; keys are stable, `ltbench report` reads them)::
-
-    {"format": "lt_bench.result", "format_version": 1,
-     "head": NAME,                   # baseline name or the trained head's name
-     "label": str | null,            # the method's name in tables (`eval --label`); null: the head's
-     "kind": "baseline" | "trained",
-     "head_path": str | null,        # HEAD.pt for a trained head
-     "dataset": str, "model": str,   # from the cache, for the report's rows
-     "split": "test" | "val" | "train",
-     "metrics": {...as above, percent...},
-     "per_class": [...], "train_counts": [...], "classnames": [...],
-     "group_sizes": {...}, "num_images": N,
-     "posthoc_tau": float,           # 0: no post-hoc logit adjustment
-     "cache": {FeatureCache.provenance()},
-     "config": {...},                # the head's training config or the baseline's options
-     "seed": int, "lt_bench_version": str, "created": ISO 8601}
+The result file built from it (``ltbench eval --json``) is written and read in one place,
+``lt_bench.report.results``.
 """
 
 from __future__ import annotations
@@ -33,8 +19,6 @@ import math
 
 import numpy as np
 
-from .. import __version__
-from ..provenance import now_iso
 from .accuracy import balanced_accuracy, harmonic_mean, per_class_accuracy, top1, worst_class
 from .ece import ece
 from .f1 import macro_f1
@@ -42,8 +26,6 @@ from .groups import group_means, group_sizes
 
 METRIC_KEYS = ("overall", "many", "medium", "few", "balanced_accuracy", "macro_f1", "harmonic_mean",
                "worst_class", "ece")
-RESULT_FORMAT = "lt_bench.result"
-RESULT_FORMAT_VERSION = 1
 
 
 def log_prior(train_counts) -> np.ndarray:
@@ -93,16 +75,3 @@ def evaluate(logits: np.ndarray, labels: np.ndarray, train_counts, posthoc_tau: 
             "group_sizes": group_sizes(train_counts),
             "num_images": int(len(labels))}
 
-
-def result_record(evaluation: dict, *, head: str, kind: str, split: str, cache, config: dict, seed: int,
-                  posthoc_tau: float = 0.0, head_path: str | None = None, label: str | None = None) -> dict:
-    """The JSON-ready result of one evaluation (keys in the module docstring)."""
-    prov = cache.provenance()
-    return {"format": RESULT_FORMAT, "format_version": RESULT_FORMAT_VERSION,
-            "head": head, "label": label, "kind": kind, "head_path": head_path,
-            "dataset": prov["dataset"], "model": prov["model"], "split": split,
-            "metrics": evaluation["metrics"], "per_class": evaluation["per_class"],
-            "train_counts": [int(c) for c in cache.train_counts], "classnames": list(cache.classnames),
-            "group_sizes": evaluation["group_sizes"], "num_images": evaluation["num_images"],
-            "posthoc_tau": float(posthoc_tau), "cache": prov, "config": config, "seed": int(seed),
-            "lt_bench_version": __version__, "created": now_iso()}

@@ -63,7 +63,8 @@ class EvalConfig:
     features: str = option(None, "Feature cache written by `ltbench extract`.", argument=True, required=True,
                            from_cli=optional_str)
     head: str | None = option(None, "HEAD.pt written by `ltbench adapt`.", from_cli=optional_str)
-    baseline: str | None = option(None, "Baseline instead of a head: " + ", ".join(BASELINES) + ".")
+    baseline: str | None = option(None, "Baseline instead of a head: " + ", ".join(BASELINES) + ".",
+                                  choices=BASELINES)
     split: str = option("test", "Split to evaluate: train, val or test.")
     json_out: str | None = option(None, "Also write the result as JSON here.", name="json", flag="--json",
                                   from_cli=optional_str)

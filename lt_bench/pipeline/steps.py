@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LTBenchError
-from ..io import to_toml, write_json, write_text
+from ..io import to_toml, write_text
 from ..log import get_logger
 from ..options import to_cli_values
 from .configs import AdaptConfig, EvalConfig, ExtractConfig, FinetuneConfig, ReportConfig
@@ -256,7 +256,8 @@ def run_eval(cfg: EvalConfig, *, cache=None, reuse: bool = False) -> dict:
     ``cfg.json_out`` when set, with its resolved config)."""
     from ..features import FeatureCache
     from ..heads.predict import baseline_logits, trained_logits
-    from ..metrics import evaluate, result_record
+    from ..metrics import evaluate
+    from ..report.results import result_record, write_result
 
     _check_eval(cfg)
     if cache is None:
@@ -273,9 +274,10 @@ def run_eval(cfg: EvalConfig, *, cache=None, reuse: bool = False) -> dict:
     # a trained head's seed is the one it was trained with, not eval's
     seed = pred.config.get("seed", cfg.seed) if pred.kind == "trained" else cfg.seed
     record = result_record(ev, head=pred.head, kind=pred.kind, split=cfg.split, cache=cache, config=pred.config,
-                           seed=seed, posthoc_tau=cfg.posthoc_tau, head_path=pred.head_path, label=cfg.label)
+                           seed=seed, posthoc_tau=cfg.posthoc_tau, head_path=pred.head_path, label=cfg.label,
+                           device=pred.device)
     if cfg.json_out is not None:
-        write_json(cfg.json_out, record)
+        write_result(cfg.json_out, record)
         write_resolved_config(Path(cfg.json_out), cfg, "eval")
         log.info("wrote %s", cfg.json_out)
     return record

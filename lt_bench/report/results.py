@@ -1,11 +1,30 @@
-"""Read and validate ``ltbench eval --json`` result files; group seeds of one configuration.
+"""The result file of ``ltbench eval --json``: built, written, read and validated here, and only here.
+
+Format (``result_record``; keys are stable, ``ltbench report`` reads them)::
+
+    {"format": "lt_bench.result", "format_version": 1,
+     "head": NAME,                   # baseline name or the trained head's name
+     "label": str | null,            # the method's name in tables (`eval --label`); null: the head's
+     "kind": "baseline" | "trained",
+     "head_path": str | null,        # HEAD.pt for a trained head
+     "dataset": str, "model": str,   # from the cache, for the report's rows
+     "split": "test" | "val" | "train",
+     "metrics": {...},               # metrics.evaluate()'s, percent, null where undefined
+     "per_class": [...], "train_counts": [...], "classnames": [...],
+     "group_sizes": {...}, "num_images": N,
+     "posthoc_tau": float,           # 0: no post-hoc logit adjustment
+     "cache": {FeatureCache.provenance()},
+     "config": {...},                # the head's training config or the baseline's options
+     "seed": int, "lt_bench_version": str,
+     "environment": {...},           # provenance.environment(): versions, the device eval ran on
+     "created": ISO 8601}
 
 A result file is refused (``LTBenchError``, one line naming the file and the missing key)
 unless it has what the tables rely on: ``head`` (an optional ``label`` names the method in
 tables instead), ``metrics.{overall,many,medium,few}``
 (percent, ``null`` for an empty shot group), and a dataset and model (top level or inside
 ``cache``). Per-class data (``per_class``, ``train_counts``) is checked only where a plot
-needs it.
+needs it; ``environment`` is optional (files written before it existed lack it).
 """
 
 from __future__ import annotations
@@ -18,9 +37,50 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import __version__
 from ..errors import LTBenchError
-from ..metrics.evaluate import RESULT_FORMAT, RESULT_FORMAT_VERSION  # what result_record writes
+from ..io import write_json
+from ..provenance import environment, now_iso
 from .published import METRICS, normalize_backbone
+
+RESULT_FORMAT = "lt_bench.result"
+RESULT_FORMAT_VERSION = 1
+
+
+def result_record(evaluation: dict, *, head: str, kind: str, split: str, cache, config: dict, seed: int,
+                  posthoc_tau: float = 0.0, head_path: str | None = None, label: str | None = None,
+                  device=None) -> dict:
+    """The JSON-ready result of one evaluation (keys in the module docstring).
+
+    Args:
+        evaluation: ``metrics.evaluate(...)``'s dict.
+        head: the head's or baseline's name; ``kind``: ``"trained"`` or ``"baseline"``.
+        split: the evaluated split.
+        cache: the open ``FeatureCache`` (provenance, class names, train counts).
+        config: the head's training config, or the baseline's options.
+        seed: the trained head's seed, or the baseline's.
+        posthoc_tau: the post-hoc logit adjustment applied (0: none).
+        head_path: HEAD.pt of a trained head.
+        label: the method's name in tables (None: the head's).
+        device: where the logits were computed (``Prediction.device``), for ``environment``.
+    """
+    prov = cache.provenance()
+    return {"format": RESULT_FORMAT, "format_version": RESULT_FORMAT_VERSION,
+            "head": head, "label": label, "kind": kind, "head_path": head_path,
+            "dataset": prov["dataset"], "model": prov["model"], "split": split,
+            "metrics": evaluation["metrics"], "per_class": evaluation["per_class"],
+            "train_counts": [int(c) for c in cache.train_counts], "classnames": list(cache.classnames),
+            "group_sizes": evaluation["group_sizes"], "num_images": evaluation["num_images"],
+            "posthoc_tau": float(posthoc_tau), "cache": prov, "config": config, "seed": int(seed),
+            "lt_bench_version": __version__, "environment": environment(device), "created": now_iso()}
+
+
+def write_result(path: str | os.PathLike, record: dict) -> Path:
+    """Write ``record`` (``result_record``'s) as JSON, atomically, after the checks ``load_result`` makes."""
+    path = Path(path)
+    parse_result(record, path)
+    write_json(path, record)
+    return path
 
 
 # Config keys that never make two runs different configurations: the seed itself, where
@@ -50,6 +110,12 @@ class Result:
     @property
     def backbone(self) -> str:
         return normalize_backbone(self.model)
+
+    @property
+    def environment(self) -> dict | None:
+        """``provenance.environment()`` of the evaluation; None for files written before it existed."""
+        env = self.raw.get("environment")
+        return env if isinstance(env, dict) else None
 
     @property
     def pretrained_label(self) -> str:
@@ -137,6 +203,12 @@ def load_result(path: str | os.PathLike) -> Result:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise LTBenchError(f"{path} is not valid JSON: {e}") from None
+    return parse_result(raw, path)
+
+
+def parse_result(raw: Any, path: str | os.PathLike = "<result>") -> Result:
+    """Validate a result record (read from ``path``); raise ``LTBenchError`` naming what is missing."""
+    path = Path(path)
     if not isinstance(raw, dict):
         raise _fail(path, "top level is not an object")
     fmt = raw.get("format")

@@ -2,7 +2,10 @@
 
 One table per dataset. Rows are method x backbone (+ pretrained weights); columns are
 overall / many / medium / few top-1 in percent with one decimal, a dash where missing.
-Renderers: Markdown, LaTeX (booktabs), CSV, and a rich ``Table`` for the terminal.
+Renderers: Markdown, LaTeX (booktabs), CSV, and a rich ``Table`` for the terminal. The
+Markdown and LaTeX texts end with a comment line (``provenance_line``: this lt_bench's version
+and the environments the results were computed in); CSV has an ``environment`` column instead,
+so that it stays plain CSV.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import __version__
 from ..errors import LTBenchError, known
+from ..provenance import describe_environment
 from .published import METRICS, dataset_title, published_for
 from .results import Result, ResultGroup, aggregate
 
@@ -35,6 +40,7 @@ class Row:
     source: str = ""
     citation: str = ""
     seeds: list = field(default_factory=list)
+    environments: list[str] = field(default_factory=list)  # distinct ones of the row's results
 
 
 @dataclass
@@ -96,10 +102,17 @@ def _short_citation(citation: str) -> str:
     return citation.split(",")[0].strip()
 
 
+def _environment_text(r: Result) -> str:
+    """The result's environment in one line; the bare lt_bench version for a file without one."""
+    version = r.raw.get("lt_bench_version")
+    return describe_environment(r.environment) or (f"lt_bench {version}" if version else "not recorded")
+
+
 def _group_row(g: ResultGroup) -> Row:
     r = g.first
     return Row(method=g.label, backbone=r.backbone, pretrained=r.pretrained_label or DASH, n=g.n,
-               cells={m: (g.mean(m), g.std(m)) for m in METRICS}, seeds=g.seeds, source="this run")
+               cells={m: (g.mean(m), g.std(m)) for m in METRICS}, seeds=g.seeds, source="this run",
+               environments=list(dict.fromkeys(_environment_text(x) for x in g.results)))
 
 
 def build_tables(results: list[Result], published: bool = True) -> list[LeaderboardTable]:
@@ -151,6 +164,13 @@ def _n(row: Row) -> str:
 
 # ---------------------------------------------------------------- renderers
 
+def provenance_line(tables: list[LeaderboardTable]) -> str:
+    """``made by lt_bench X; results computed with <environment> | ...`` (for a trailing comment)."""
+    envs = list(dict.fromkeys(e for t in tables for r in t.user_rows for e in r.environments))
+    line = f"made by lt_bench {__version__}"
+    return line + ("; results computed with " + " | ".join(envs) if envs else "")
+
+
 def render_markdown(tables: list[LeaderboardTable], bold_best: bool = True) -> str:
     parts = []
     for t in tables:
@@ -168,6 +188,8 @@ def render_markdown(tables: list[LeaderboardTable], bold_best: bool = True) -> s
         if cites:
             lines += [""] + [f"- {_md(c)}" for c in cites]
         parts.append("\n".join(lines))
+    # an HTML comment: invisible when rendered; "--" may not occur inside one
+    parts.append(f"<!-- {provenance_line(tables).replace('--', '-')} -->")
     return "\n\n".join(parts) + "\n"
 
 
@@ -213,15 +235,19 @@ def render_latex(tables: list[LeaderboardTable], bold_best: bool = True) -> str:
                                      latex_escape(r.source)]) + r" \\")
         lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
         parts.append("\n".join(lines))
+    parts.append(f"% {provenance_line(tables)}")
     return "\n\n".join(parts) + "\n"
 
 
 CSV_HEADER = ["dataset", "method", "backbone", "pretrained", "n", "seeds",
-              *[c for m in METRICS for c in (m, f"{m}_std")], "published", "source"]
+              *[c for m in METRICS for c in (m, f"{m}_std")], "published", "source", "environment"]
 
 
 def render_csv(tables: list[LeaderboardTable]) -> str:
-    """One CSV for all tables (a ``dataset`` column instead of headings); dash = missing."""
+    """One CSV for all tables (a ``dataset`` column instead of headings); dash = missing.
+
+    ``environment``: the environments of the row's results (``" | "`` between distinct ones).
+    """
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CSV_HEADER)
@@ -233,7 +259,8 @@ def render_csv(tables: list[LeaderboardTable]) -> str:
                 vals += [DASH if mean is None else f"{mean:.1f}", DASH if std is None else f"{std:.1f}"]
             seeds = " ".join(DASH if s is None else str(s) for s in r.seeds) or DASH
             w.writerow([t.dataset, r.method, r.backbone, r.pretrained, _n(r), seeds, *vals,
-                        "yes" if r.published else "no", r.citation or r.source])
+                        "yes" if r.published else "no", r.citation or r.source,
+                        " | ".join(r.environments) or DASH])
     return buf.getvalue()
 
 
