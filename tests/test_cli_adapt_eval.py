@@ -104,7 +104,7 @@ BAD = {
     "unknown loss": (["adapt", "{main}", "--loss", "focal", "--out", "{dir}/x.pt"],
                      "known: ce, logit_adjusted, balanced_softmax"),
     "unknown sampler": (["adapt", "{main}", "--sampler", "repeat", "--out", "{dir}/x.pt"],
-                        "known: instance, class_aware, sqrt"),
+                        "known: instance, class_aware, class_aware_replace, sqrt"),
     "unknown baseline": (["eval", "{main}", "--baseline", "svm"], "known: knn, ncm, zeroshot"),
     "k too large": (["eval", "{main}", "--baseline", "knn", "--k", "100000"], "larger than the train set"),
     "adapt without train": (["adapt", "{notrain}", "--out", "{dir}/x.pt"], "no 'train' split"),

@@ -64,9 +64,18 @@ def test_samplers_class_frequencies():
     vis = labels[ca.numpy()].reshape(-1, 4)
     assert (vis == vis[:, :1]).all()
     assert sorted(vis[:4, 0].tolist()) == [0, 1, 2, 3]
+    car = sample_indices("class_aware_replace", labels, n, g, k_per_class=4)
+    np.testing.assert_allclose(freq(car), np.full(4, 0.25), atol=0.01)
+    vis = labels[car.numpy()].reshape(-1, 4)
+    assert (vis == vis[:, :1]).all() and sorted(vis[:4, 0].tolist()) == [0, 1, 2, 3]
+    # with replacement: a 4-image class visited once per round shows repeats within 4 draws, cycles never do
+    tail = car.numpy()[labels[car.numpy()] == 3][:4000].reshape(-1, 4)
+    assert any(len(set(r)) < 4 for r in tail.tolist())
+    tail = ca.numpy()[labels[ca.numpy()] == 3][:4000].reshape(-1, 4)
+    assert all(len(set(r)) == 4 for r in tail.tolist())
     sq = np.sqrt(counts)
     np.testing.assert_allclose(freq(sample_indices("sqrt", labels, n, g)), sq / sq.sum(), atol=0.01)
-    with pytest.raises(LTBenchError, match="known: class_aware, instance, sqrt"):
+    with pytest.raises(LTBenchError, match="known: class_aware, class_aware_replace, instance, sqrt"):
         sample_indices("nope", labels, 10, g)
 
 

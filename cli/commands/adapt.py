@@ -27,7 +27,8 @@ def adapt(
     out: Path = typer.Option(..., "--out", help="Where to write HEAD.pt.", dir_okay=False),
     loss: Optional[str] = typer.Option(None, "--loss", help=f"ce, logit_adjusted or balanced_softmax ({_DEF})."),
     tau: Optional[float] = typer.Option(None, "--tau", help="Logit-adjustment strength (logit_adjusted)."),
-    sampler: Optional[str] = typer.Option(None, "--sampler", help=f"instance, class_aware or sqrt ({_DEF})."),
+    sampler: Optional[str] = typer.Option(None, "--sampler", help="instance, class_aware (the reference's "
+                                          f"per-class cycles), class_aware_replace or sqrt ({_DEF})."),
     k_per_class: Optional[int] = typer.Option(None, "--k-per-class", help="Images per class visit (class_aware)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs of len(train) // batch steps."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Images per step."),

@@ -2,7 +2,8 @@
 
 The train set lives on the chosen device as one float32 tensor ((N, D), or (N*V, D) when the
 cache has augmented views; each drawn sample then takes one of its V views at random). An epoch
-is ``max(1, N // batch)`` steps; its indices come from the sampler in one vectorised draw, and a
+is ``max(1, N // batch)`` steps; its indices come from the sampler in one vectorised draw (the
+sampler object lives for the whole run: ``class_aware`` keeps its cycles across epochs), and a
 step is an ``index_select`` plus the head's matrix products. SGD with momentum and weight decay,
 learning rate cosine-annealed per step to 0 over the run.
 """
@@ -21,7 +22,7 @@ from ..errors import LTBenchError
 from ..log import get_logger
 from .losses import LOSSES, make_loss
 from .registry import create_head, get_head_spec
-from .samplers import SAMPLERS, sample_indices
+from .samplers import SAMPLERS, make_sampler
 
 log = get_logger(__name__)
 
@@ -33,7 +34,7 @@ class TrainConfig:
     head: str = "ballad"  # registered trained head
     loss: str = "ce"  # ce | logit_adjusted | balanced_softmax
     tau: float = 1.0  # logit-adjustment strength (logit_adjusted only)
-    sampler: str = "class_aware"  # instance | class_aware | sqrt
+    sampler: str = "class_aware"  # instance | class_aware (the reference's cycles) | class_aware_replace | sqrt
     k_per_class: int = 4  # images per class visit (class_aware)
     epochs: int = 10  # passes of len(train) // batch steps
     batch_size: int = 512  # images per step
@@ -126,13 +127,14 @@ def train_on_arrays(features, labels, train_counts, text_classifier, config: Tra
     total = steps * config.epochs
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total, eta_min=0.0)
     b = config.batch_size
+    sampler = make_sampler(config.sampler, labels_np, gen, config.k_per_class, c)
     log.info("training %s on %d images%s, %d classes, dim %d: %d epochs x %d steps of %d, %s loss, %s sampler, "
              "device %s", config.head, n, f" x {v} views" if v else "", c, d, config.epochs, steps, b,
              config.loss, config.sampler, dev)
     t0 = time.perf_counter()
     losses = []
     for epoch in range(config.epochs):
-        idx = sample_indices(config.sampler, labels_np, steps * b, gen, config.k_per_class, c)
+        idx = sampler.draw(steps * b)
         rows = idx * v + torch.randint(v, (len(idx),), generator=gen) if v else idx
         idx, rows = idx.to(dev), rows.to(dev)
         running = torch.zeros((), device=dev)
