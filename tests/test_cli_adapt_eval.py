@@ -62,6 +62,8 @@ def test_adapt_eval_happy_path(ltbench, subprocess_env, caches, head):
     assert "final loss" in r.stderr and r.stdout.strip() == str(path)
     cfg = path.with_name(path.name + ".config.toml").read_text()
     assert 'sampler = "class_aware"' in cfg and "epochs = 3" in cfg
+    assert 'schedule = "reference"' in cfg and 'select = "best-val"' in cfg  # ballad's defaults
+    assert "no val split" in r.stderr  # the main cache has none: best-val keeps the last epoch and says so
     out = caches["dir"] / "res.json"
     r = run(ltbench, subprocess_env, "eval", caches["main"], "--head", path, "--json", out, "--posthoc-tau", "0.5")
     assert r.returncode == 0, r.stderr
@@ -105,6 +107,8 @@ BAD = {
                      "known: ce, logit_adjusted, balanced_softmax"),
     "unknown sampler": (["adapt", "{main}", "--sampler", "repeat", "--out", "{dir}/x.pt"],
                         "known: instance, class_aware, class_aware_replace, sqrt"),
+    "unknown schedule": (["adapt", "{main}", "--schedule", "step", "--out", "{dir}/x.pt"], "known: reference, cosine"),
+    "unknown select": (["adapt", "{main}", "--select", "best", "--out", "{dir}/x.pt"], "known: best-val, last"),
     "unknown baseline": (["eval", "{main}", "--baseline", "svm"], "known: knn, ncm, zeroshot"),
     "k too large": (["eval", "{main}", "--baseline", "knn", "--k", "100000"], "larger than the train set"),
     "adapt without train": (["adapt", "{notrain}", "--out", "{dir}/x.pt"], "no 'train' split"),

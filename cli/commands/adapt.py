@@ -33,6 +33,10 @@ def adapt(
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs of len(train) // batch steps."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Images per step."),
     lr: Optional[float] = typer.Option(None, "--lr", help="SGD peak learning rate (cosine to 0)."),
+    schedule: Optional[str] = typer.Option(None, "--schedule", help="reference (cosine stepped once per epoch, "
+                                           f"before it, as BALLAD's code) or cosine (per step) ({_DEF})."),
+    select: Optional[str] = typer.Option(None, "--select", help="best-val (the epoch with the best val top-1; "
+                                         f"the last when the cache has no val split) or last ({_DEF})."),
     momentum: Optional[float] = typer.Option(None, "--momentum", help="SGD momentum."),
     weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="SGD weight decay."),
     alpha: Optional[float] = typer.Option(None, "--alpha", help="BALLAD residual ratio."),
@@ -49,8 +53,8 @@ def adapt(
     Phase B). The resolved recipe is written beside HEAD.pt as HEAD.pt.config.toml.
     """
     p = resolve_options(ctx, config)
-    recipe = {k: p[k] for k in ("loss", "tau", "sampler", "k_per_class", "epochs", "batch_size", "lr", "momentum",
-                                "weight_decay", "alpha", "scale", "views")}
+    recipe = {k: p[k] for k in ("loss", "tau", "sampler", "k_per_class", "epochs", "batch_size", "lr", "schedule",
+                                "momentum", "weight_decay", "alpha", "scale", "views", "select")}
     from lt_bench.heads import resolve_config, save_head, train_head
 
     cfg = resolve_config(p["head"], seed=p["seed"], **recipe)
@@ -59,5 +63,6 @@ def adapt(
         save_head(p["out"], result, cache.provenance())
     resolved = {"features": str(p["features"]), "out": str(p["out"]), "device": p["device"], **cfg.to_dict()}
     write_resolved_config(Path(p["out"]), resolved, "adapt")
-    log.info("wrote %s (%s, final loss %.4f, %.1f s)", p["out"], cfg.head, result.final_loss, result.seconds)
+    log.info("wrote %s (%s, final loss %.4f, epoch %d kept (%s), %.1f s)", p["out"], cfg.head, result.final_loss,
+             result.selected_epoch, result.selection, result.seconds)
     typer.echo(str(p["out"]))

@@ -41,8 +41,8 @@ STEP_OPTIONS: dict[str, set[str]] = {
         "model", "pretrained", "splits", "views", "templates", "batch_size", "workers", "skip_bad",
     },
     "adapt": {
-        "head", "loss", "tau", "sampler", "k_per_class", "epochs", "batch_size", "lr", "momentum",
-        "weight_decay", "alpha", "scale", "views",
+        "head", "loss", "tau", "sampler", "k_per_class", "epochs", "batch_size", "lr", "schedule", "momentum",
+        "weight_decay", "alpha", "scale", "views", "select",
     },
     "eval": {"split", "posthoc_tau", "k"},
 }
