@@ -66,6 +66,8 @@ def test_adapt_eval_happy_path(ltbench, subprocess_env, caches, head):
     import torch
 
     assert_environment(torch.load(path, weights_only=True)["environment"], "cpu")  # the head's
+    assert 'schedule = "reference"' in cfg and 'select = "best-val"' in cfg  # ballad's defaults
+    assert "no val split" in r.stderr  # the main cache has none: best-val keeps the last epoch and says so
     out = caches["dir"] / "res.json"
     r = run(ltbench, subprocess_env, "eval", caches["main"], "--head", path, "--json", out, "--posthoc-tau", "0.5")
     assert r.returncode == 0, r.stderr
@@ -111,7 +113,9 @@ BAD_CHOICE = {
     "unknown loss": (["adapt", "{main}", "--loss", "focal", "--out", "{dir}/x.pt"],
                      "'ce', 'logit_adjusted', 'balanced_softmax'"),
     "unknown sampler": (["adapt", "{main}", "--sampler", "repeat", "--out", "{dir}/x.pt"],
-                        "'instance', 'class_aware', 'sqrt'"),
+                        "'instance', 'class_aware', 'class_aware_replace', 'sqrt'"),
+    "unknown schedule": (["adapt", "{main}", "--schedule", "step", "--out", "{dir}/x.pt"], "'reference', 'cosine'"),
+    "unknown select": (["adapt", "{main}", "--select", "best", "--out", "{dir}/x.pt"], "'best-val', 'last'"),
     "unknown baseline": (["eval", "{main}", "--baseline", "svm"], "'knn', 'ncm', 'zeroshot'"),
 }
 BAD = {

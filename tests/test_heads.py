@@ -18,6 +18,14 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
+def val_cache(tmp_path_factory):
+    p = make_synthetic_cache(tmp_path_factory.mktemp("v") / "v.h5", num_classes=12, dim=24, max_per_class=60,
+                             imbalance=12, test_per_class=10, val_per_class=5, noise=2.0, text_noise=1.5, seed=4)
+    with FeatureCache(p) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
 def cache(tmp_path_factory):
     p = make_synthetic_cache(tmp_path_factory.mktemp("c") / "f.h5", num_classes=12, dim=24, max_per_class=60,
                              imbalance=12, test_per_class=10, views=2, noise=2.0, text_noise=1.5, seed=3)
@@ -65,9 +73,18 @@ def test_samplers_class_frequencies():
     vis = labels[ca.numpy()].reshape(-1, 4)
     assert (vis == vis[:, :1]).all()
     assert sorted(vis[:4, 0].tolist()) == [0, 1, 2, 3]
+    car = sample_indices("class_aware_replace", labels, n, g, k_per_class=4)
+    np.testing.assert_allclose(freq(car), np.full(4, 0.25), atol=0.01)
+    vis = labels[car.numpy()].reshape(-1, 4)
+    assert (vis == vis[:, :1]).all() and sorted(vis[:4, 0].tolist()) == [0, 1, 2, 3]
+    # with replacement: a 4-image class visited once per round shows repeats within 4 draws, cycles never do
+    tail = car.numpy()[labels[car.numpy()] == 3][:4000].reshape(-1, 4)
+    assert any(len(set(r)) < 4 for r in tail.tolist())
+    tail = ca.numpy()[labels[ca.numpy()] == 3][:4000].reshape(-1, 4)
+    assert all(len(set(r)) == 4 for r in tail.tolist())
     sq = np.sqrt(counts)
     np.testing.assert_allclose(freq(sample_indices("sqrt", labels, n, g)), sq / sq.sum(), atol=0.01)
-    with pytest.raises(LTBenchError, match="known: class_aware, instance, sqrt"):
+    with pytest.raises(LTBenchError, match="known: class_aware, class_aware_replace, instance, sqrt"):
         sample_indices("nope", labels, 10, g)
 
 
@@ -160,3 +177,61 @@ def test_create_head_zeroshot(cache):
     x = cache.features("test")
     np.testing.assert_allclose(zs.logits(x), 100 * x @ cache.text_classifier.T / np.linalg.norm(x, axis=1)[:, None],
                                rtol=1e-4, atol=1e-3)
+
+
+def test_head_defaults_schedule_and_select():
+    b, lin, cos = resolve_config("ballad"), resolve_config("linear"), resolve_config("cosine")
+    assert (b.schedule, b.select, b.sampler) == ("reference", "best-val", "class_aware")
+    assert (lin.schedule, lin.select, cos.schedule, cos.select) == ("cosine", "last", "cosine", "last")
+    for bad in (dict(schedule="step"), dict(select="best"), dict(sampler="class")):
+        with pytest.raises(LTBenchError, match="known"):
+            resolve_config("ballad", **bad)
+
+
+def test_select_best_val(val_cache, tmp_path):
+    res = _train(val_cache, epochs=5, batch_size=64, select="best-val")
+    assert res.selection == "best-val" and len(res.val_acc) == 5
+    best = max(res.val_acc)
+    assert res.selected_epoch == (res.val_acc.index(best) + 1 if best > 0 else 0)
+    x, y = torch.from_numpy(val_cache.features("val")), val_cache.labels("val")
+    with torch.no_grad():
+        acc = 100.0 * float((res.head(x).argmax(1).numpy() == y).mean())
+    assert acc == pytest.approx(best, abs=1e-9)  # the returned head is the selected epoch's
+    last = _train(val_cache, epochs=5, batch_size=64, select="last")
+    assert last.selection == "last" and last.selected_epoch == 5 and last.val_acc == res.val_acc
+    raw = torch.load(save_head(tmp_path / "h.pt", res, val_cache.provenance()), weights_only=True)
+    assert raw["selected_epoch"] == res.selected_epoch and raw["val_acc"] == res.val_acc
+    assert raw["selection"] == "best-val" and raw["epoch_lr"] == res.epoch_lr and raw["epoch_lr"][-1] == 0.0
+
+
+def test_select_best_val_without_val_split_keeps_last(cache):
+    import logging
+
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("lt_bench")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        res = _train(cache, epochs=2, select="best-val")
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert res.selection == "last" and res.selected_epoch == 2 and res.val_acc is None
+    assert any("no val split" in r.getMessage() for r in records)
+
+
+def test_old_head_file_config_reads_as_what_made_it(cache, tmp_path):
+    import json
+
+    path = save_head(tmp_path / "old.pt", _train(cache, epochs=1), cache.provenance())
+    raw = torch.load(path, weights_only=True)
+    cfg = json.loads(raw["config"])
+    del cfg["schedule"], cfg["select"]
+    raw["config"] = json.dumps(cfg)
+    torch.save(raw, path)
+    rec = load_head(path)[1]
+    assert (rec["config"]["schedule"], rec["config"]["select"], rec["config"]["sampler"]) == (
+        "cosine", "last", "class_aware_replace")

@@ -69,6 +69,8 @@ def test_ballad_reference_hyperparameters(name):
     assert ex["templates"] == "simple" and ex["views"] >= 1 and "test" in ex["splits"]
     assert (ad["head"], ad["alpha"], ad["lr"], ad["epochs"], ad["batch_size"]) == ("ballad", 0.2, 0.2, 10, 512)
     assert (ad["sampler"], ad["k_per_class"], ad["momentum"], ad["weight_decay"]) == ("class_aware", 4, 0.9, 5e-4)
+    # the reference's schedule and tested epoch (CIFAR-100-LT has no val split to select on)
+    assert ad["schedule"] == "reference" and ad["select"] == ("last" if "cifar100" in name else "best-val")
     assert ev["methods"] == ["zeroshot", "ballad"]
 
 

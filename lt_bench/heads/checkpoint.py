@@ -3,7 +3,13 @@
     {"format": "lt_bench.head", "format_version": 1, "head": NAME, "config": JSON string,
      "seed": int, "state_dict": {name: tensor}, "cache": FeatureCache.provenance() (primitives),
      "num_classes": C, "dim": D, "final_loss": float, "lt_bench_version": str, "created": ISO,
-     "environment": provenance.environment() (versions, the device it was trained on)}
+     "environment": provenance.environment() (versions, the device it was trained on),
+     "selected_epoch": int (0 = untrained), "selection": "best-val" | "last",
+     "val_acc": [per-epoch val top-1 %] or None, "epoch_lr": [per-epoch learning rate]}
+
+A head file written before ``schedule`` / ``select`` existed (its config lacks them) was trained
+with the per-step cosine, the with-replacement class-aware draw and the last epoch; ``load_head``
+reports its config that way (``class_aware_replace``, ``cosine``, ``last``).
 """
 
 from __future__ import annotations
@@ -30,6 +36,15 @@ def _primitive(d: dict) -> dict:
     return json.loads(json.dumps(d, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
 
 
+def _upgrade_config(cfg: dict) -> dict:
+    # A config from before `schedule` existed describes what that code did (see the docstring).
+    if "schedule" not in cfg:
+        cfg = dict(cfg, schedule="cosine", select="last")
+        if cfg.get("sampler") == "class_aware":
+            cfg["sampler"] = "class_aware_replace"
+    return cfg
+
+
 def save_head(path: str | Path, result: TrainResult, provenance: dict, device=None) -> Path:
     """Write HEAD.pt atomically.
 
@@ -49,7 +64,10 @@ def save_head(path: str | Path, result: TrainResult, provenance: dict, device=No
            "config": json.dumps(result.config.to_dict(), sort_keys=True), "seed": int(result.config.seed),
            "state_dict": sd, "cache": _primitive(provenance), "num_classes": int(c), "dim": int(d),
            "final_loss": float(result.final_loss), "lt_bench_version": __version__, "created": now_iso(),
-           "environment": environment(device)}
+           "environment": environment(device),
+           "selected_epoch": int(result.selected_epoch), "selection": result.selection,
+           "val_acc": None if result.val_acc is None else [float(a) for a in result.val_acc],
+           "epoch_lr": [float(x) for x in result.epoch_lr]}
     save_torch(path, obj)
     return Path(path)
 
@@ -73,7 +91,7 @@ def load_head(path: str | Path, provenance: dict | None = None, device: str | to
         raise LTBenchError(f"{path} has head format version {rec.get('format_version')}; retrain it with this lt_bench")
     if provenance is not None:
         check_same_identity(rec["cache"], provenance, what="head")
-    cfg = TrainConfig(**json.loads(rec["config"]))
+    cfg = TrainConfig(**_upgrade_config(json.loads(rec["config"])))
     get_head_spec(rec["head"], kind="trained")
     sd = rec["state_dict"]
     text = sd.get("classifier", sd.get("weight", torch.zeros(rec["num_classes"], rec["dim"])))

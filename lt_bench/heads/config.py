@@ -15,7 +15,9 @@ from ..options import option
 TRAINED_HEADS = ("ballad", "cosine", "linear")
 BASELINES = ("knn", "ncm", "zeroshot")
 LOSSES = ("ce", "logit_adjusted", "balanced_softmax")
-SAMPLERS = ("instance", "class_aware", "sqrt")
+SAMPLERS = ("instance", "class_aware", "class_aware_replace", "sqrt")
+SCHEDULES = ("reference", "cosine")  # reference: BALLAD's per-epoch staircase; cosine: per step
+SELECTS = ("best-val", "last")
 
 
 @dataclass
@@ -26,17 +28,23 @@ class TrainConfig:
     head: str = option("ballad", "Trained head: " + ", ".join(TRAINED_HEADS) + ".", choices=TRAINED_HEADS)
     loss: str = option("ce", "Training loss: " + ", ".join(LOSSES) + ".", choices=LOSSES)
     tau: float = option(1.0, "Logit-adjustment strength (logit_adjusted).")
-    sampler: str = option("class_aware", "Sampler: " + ", ".join(SAMPLERS) + ".", choices=SAMPLERS)
+    sampler: str = option("class_aware", "Sampler: " + ", ".join(SAMPLERS) + " (class_aware: the reference's "
+                          "cycles without replacement; class_aware_replace: draws with replacement).",
+                          choices=SAMPLERS)
     k_per_class: int = option(4, "Images per class visit (class_aware).", min=1)
     epochs: int = option(10, "Epochs of len(train) // batch steps.", min=1)
     batch_size: int = option(512, "Images per step.", min=1)
     lr: float = option(0.2, "SGD peak learning rate (cosine to 0).", gt=0)
+    schedule: str = option("reference", "LR schedule: reference (cosine stepped once per epoch, before it, as "
+                           "BALLAD's code: the last epoch trains at 0) or cosine (per step).", choices=SCHEDULES)
     momentum: float = option(0.9, "SGD momentum.", min=0)
     weight_decay: float = option(5e-4, "SGD weight decay.", min=0)
     alpha: float = option(0.2, "BALLAD residual ratio.", min=0, max=1)
     scale: float = option(100.0, "Logit scale.", gt=0)
     views: bool = option(True, "Train on the cached augmented views when there are some.",
                          flag="--views/--no-views")
+    select: str = option("best-val", "Which epoch's head is kept: best-val (best val top-1, as BALLAD's test "
+                         "path) or last.", choices=SELECTS)
     seed: int = option(0, "Random seed (same seed, same head, bit for bit on CPU).")
 
     def to_dict(self) -> dict:

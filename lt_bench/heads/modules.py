@@ -3,15 +3,19 @@
 Each factory takes ``num_classes``, ``dim``, ``text_classifier`` (C, D) and the head's own
 options; its registered ``defaults`` are the training recipe ``adapt`` uses unless told otherwise:
 
-- ``ballad``: the reference's Phase B (REFERENCE.md): CE, class-aware sampler 4 per class,
-  SGD lr 0.2 momentum 0.9 wd 5e-4, cosine, 10 epochs, batch 512, alpha 0.2, scale 100.
+- ``ballad``: the reference's Phase B as its released code runs it (docs/protocol.md): CE,
+  class-aware sampler 4 per class (per-class cycles without replacement), SGD lr 0.2 momentum
+  0.9 wd 5e-4, 10 epochs, batch 512, alpha 0.2, scale 100, schedule ``reference`` (cosine
+  stepped once per epoch before the epoch: constant within an epoch, the last epoch at 0),
+  select ``best-val`` (the epoch with the best val top-1, as the reference's test path).
 - ``cosine``: LIFT's classifier and recipe (without its AdaptFormer): init from text, scale 25,
-  logit-adjusted loss tau 1, instance sampling, SGD lr 0.01, batch 128, 10 epochs, wd 5e-4.
+  logit-adjusted loss tau 1, instance sampling, SGD lr 0.01, batch 128, 10 epochs, wd 5e-4,
+  schedule ``cosine`` (annealed per step to 0), select ``last``.
 - ``linear``: a plain linear probe ``scale * (W f + b)`` (default init) on the unit-norm
   features. Unit-norm inputs give tiny logits at init; the scale 25 (as the cosine head's)
   lets SGD lr 0.05, batch 128, no weight decay, CE, instance sampling converge in 10 epochs
-  (on a synthetic long-tailed cache, lr 0.1 and batch 512 underfit or overshoot). Use
-  --loss/--sampler for balanced variants.
+  (on a synthetic long-tailed cache, lr 0.1 and batch 512 underfit or overshoot). Schedule
+  ``cosine``, select ``last``. Use --loss/--sampler for balanced variants.
 """
 
 from __future__ import annotations
@@ -75,21 +79,23 @@ class CosineHead(nn.Module):
 
 
 @register_head("ballad", defaults=dict(_COMMON, loss="ce", sampler="class_aware", batch_size=512, lr=0.2,
-                                       weight_decay=5e-4, alpha=0.2, scale=100.0))
+                                       weight_decay=5e-4, alpha=0.2, scale=100.0, schedule="reference",
+                                       select="best-val"))
 def ballad(**kw) -> BalladHead:
     """BALLAD Phase B: residual linear adapter on image features, fixed text classifier."""
     return BalladHead(**kw)
 
 
 @register_head("linear", defaults=dict(_COMMON, loss="ce", sampler="instance", batch_size=128, lr=0.05,
-                                       weight_decay=0.0, alpha=0.0, scale=25.0))
+                                       weight_decay=0.0, alpha=0.0, scale=25.0, schedule="cosine", select="last"))
 def linear(**kw) -> LinearHead:
     """Linear probe on the image features."""
     return LinearHead(**kw)
 
 
 @register_head("cosine", defaults=dict(_COMMON, loss="logit_adjusted", sampler="instance", batch_size=128,
-                                       lr=0.01, weight_decay=5e-4, alpha=0.0, scale=25.0))
+                                       lr=0.01, weight_decay=5e-4, alpha=0.0, scale=25.0, schedule="cosine",
+                                       select="last"))
 def cosine(**kw) -> CosineHead:
     """Cosine classifier initialised from the text classifier (LIFT-style), scale 25."""
     return CosineHead(**kw)

@@ -2,16 +2,34 @@
 
 The train set lives on the chosen device as one float32 tensor ((N, D), or (N*V, D) when the
 cache has augmented views; each drawn sample then takes one of its V views at random). An epoch
-is ``max(1, N // batch)`` steps; its indices come from the sampler in one vectorised draw, and a
-step is an ``index_select`` plus the head's matrix products. SGD with momentum and weight decay,
-learning rate cosine-annealed per step to 0 over the run.
+is ``int(N / batch)`` steps, as the reference's ``epoch_steps`` (train.py, lines 88-90), but at
+least 1: with N < batch the reference trains no step at all and keeps the adapter's random init;
+lt_bench takes one step of ``batch`` sampled images instead and logs that it does. An epoch's
+indices come from the sampler in one vectorised draw (the sampler object lives for the whole
+run), and a step is an ``index_select`` plus the head's matrix products. SGD with momentum and
+weight decay. Learning-rate schedules (``schedule``):
+
+- ``reference``: BALLAD's released code (train.py, lines 173-178 and 274):
+  ``CosineAnnealingLR(T_max=epochs)`` stepped once per epoch *before* the epoch, so the rate is
+  constant within an epoch and the last epoch trains at 0 (lr 0.2, 10 epochs: 0.1951, 0.1809,
+  ..., 0.0049, 0.0).
+- ``cosine``: cosine-annealed per step from ``lr`` to 0 over the run.
+
+After each epoch the head is scored on the validation features when given (the cache's val
+split): top-1 over the split, one forward pass (for ``ballad`` two matrix products). ``select``
+says which epoch's head is returned: ``best-val`` (the reference's documented test path,
+``test.yaml`` loading the checkpoint kept at train.py, lines 374-382: the first epoch with the
+highest val accuracy; if no epoch beats 0 the untrained head, "epoch 0", as the reference) or
+``last``. ``best-val`` without validation features falls back to ``last`` and logs it.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -23,10 +41,9 @@ from ..options import check_options
 from .config import TrainConfig
 from .losses import make_loss
 from .registry import create_head, get_head_spec
-from .samplers import sample_indices
+from .samplers import make_sampler
 
 log = get_logger(__name__)
-
 
 def resolve_config(head: str, seed: int = 0, **overrides) -> TrainConfig:
     """The head's defaults, overridden by every non-None value in ``overrides``."""
@@ -44,16 +61,44 @@ def resolve_config(head: str, seed: int = 0, **overrides) -> TrainConfig:
 
 @dataclass
 class TrainResult:
-    head: torch.nn.Module
+    head: torch.nn.Module  # the selected epoch's head (``config.select``)
     config: TrainConfig
-    final_loss: float
+    final_loss: float  # mean loss of the last epoch
     losses: list  # mean loss of each epoch
     steps: int
     seconds: float
+    epoch_lr: list = field(default_factory=list)  # learning rate at the first step of each epoch
+    val_acc: list | None = None  # val top-1 (%) after each epoch; None without validation features
+    selected_epoch: int = 0  # the epoch whose head is returned (1-based; 0 = the untrained head)
+    selection: str = "last"  # how it was chosen: "best-val" or "last" (also when best-val had no val split)
+
+
+def reference_epoch_lrs(lr: float, epochs: int) -> list[float]:
+    """Each epoch's learning rate under the reference's schedule, from torch's own scheduler.
+
+    BALLAD's train.py builds ``CosineAnnealingLR(optimizer, num_epochs, eta_min=0)`` (lines
+    173-178) and calls ``scheduler.step()`` at the top of every epoch (line 274); torch's
+    recursive form gives the rates bit for bit as the reference's run does.
+    """
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs, eta_min=0.0)
+    out = []
+    with warnings.catch_warnings():  # "lr_scheduler.step() before optimizer.step()": the reference's order
+        warnings.simplefilter("ignore", UserWarning)
+        for _ in range(epochs):
+            sched.step()
+            out.append(opt.param_groups[0]["lr"])
+    return out
+
+
+@torch.no_grad()
+def _top1(head: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 16384) -> float:
+    hits = sum(int((head(x[s:s + batch]).argmax(1) == y[s:s + batch]).sum()) for s in range(0, len(x), batch))
+    return 100.0 * hits / len(x)
 
 
 def train_on_arrays(features, labels, train_counts, text_classifier, config: TrainConfig,
-                    aug_features=None, device: str | torch.device = "cpu") -> TrainResult:
+                    aug_features=None, device: str | torch.device = "cpu", val=None) -> TrainResult:
     """Train ``config.head`` on in-memory arrays (the library core of `ltbench adapt`).
 
     Args:
@@ -65,6 +110,8 @@ def train_on_arrays(features, labels, train_counts, text_classifier, config: Tra
         config: the resolved recipe.
         aug_features: optional (N, V, D) augmented views; used when ``config.views``.
         device: torch device (a string is resolved by ``resolve_device``).
+        val: optional ``(features (M, D), labels (M,))`` scored after every epoch; with
+            ``config.select == "best-val"`` the best epoch's head is returned.
     """
     dev = resolve_device(device) if isinstance(device, str) else device
     gen = seed_everything(config.seed)
@@ -87,23 +134,48 @@ def train_on_arrays(features, labels, train_counts, text_classifier, config: Tra
         raise LTBenchError(f"train features have dimension {source.shape[-1]} but the text classifier {d}")
     source = source.contiguous()
     y = torch.as_tensor(labels_np, device=dev)
+    if val is not None:
+        xv = torch.as_tensor(np.asarray(val[0])).to(dev, torch.float32)
+        yv = torch.as_tensor(np.asarray(val[1], dtype=np.int64), device=dev)
+        if len(yv) == 0:
+            val = None
+        elif xv.shape[-1] != d:
+            raise LTBenchError(f"val features have dimension {xv.shape[-1]} but the text classifier {d}")
+    selection = config.select
+    if selection == "best-val" and val is None:
+        log.info("select best-val: no val split to score the epochs on, so the last epoch's head is kept")
+        selection = "last"
     head = create_head(config.head, num_classes=c, dim=d, text_classifier=text_classifier,
                        alpha=config.alpha, scale=config.scale).to(dev)
     head.train()
     loss_fn = make_loss(config.loss, train_counts, config.tau, dev)
     params = [p for p in head.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    steps = max(1, n // config.batch_size)
-    total = steps * config.epochs
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total, eta_min=0.0)
     b = config.batch_size
+    steps = max(1, n // b)
+    if n < b:
+        log.warning("%d train images < batch %d: one step of %d sampled images per epoch (the reference, whose "
+                    "epoch is int(N / batch) steps, would train none)", n, b, b)
+    total = steps * config.epochs
+    if config.schedule == "reference":
+        epoch_lrs, sched = reference_epoch_lrs(config.lr, config.epochs), None
+    else:
+        epoch_lrs, sched = None, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total, eta_min=0.0)
+    sampler = make_sampler(config.sampler, labels_np, gen, config.k_per_class, c)
     log.info("training %s on %d images%s, %d classes, dim %d: %d epochs x %d steps of %d, %s loss, %s sampler, "
-             "device %s", config.head, n, f" x {v} views" if v else "", c, d, config.epochs, steps, b,
-             config.loss, config.sampler, dev)
+             "%s schedule, select %s, device %s", config.head, n, f" x {v} views" if v else "", c, d, config.epochs,
+             steps, b, config.loss, config.sampler, config.schedule, selection, dev)
     t0 = time.perf_counter()
-    losses = []
+    losses, lrs, val_acc = [], [], ([] if val is not None else None)
+    best_acc, best_epoch, best_state = 0.0, 0, None
+    if selection == "best-val":  # the reference keeps the untrained head until an epoch beats 0 % (train.py:256-262)
+        best_state = copy.deepcopy(head.state_dict())
     for epoch in range(config.epochs):
-        idx = sample_indices(config.sampler, labels_np, steps * b, gen, config.k_per_class, c)
+        if epoch_lrs is not None:
+            for group in opt.param_groups:
+                group["lr"] = epoch_lrs[epoch]
+        lrs.append(opt.param_groups[0]["lr"])
+        idx = sampler.draw(steps * b)
         rows = idx * v + torch.randint(v, (len(idx),), generator=gen) if v else idx
         idx, rows = idx.to(dev), rows.to(dev)
         running = torch.zeros((), device=dev)
@@ -114,22 +186,49 @@ def train_on_arrays(features, labels, train_counts, text_classifier, config: Tra
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            sched.step()
+            if sched is not None:
+                sched.step()
             running += loss.detach()
         losses.append(float(running) / steps)
         if not np.isfinite(losses[-1]):
             raise LTBenchError(f"training diverged (loss {losses[-1]}) in epoch {epoch + 1}: lower --lr")
-        log.info("epoch %d/%d  loss %.4f  (%.1f s)", epoch + 1, config.epochs, losses[-1], time.perf_counter() - t0)
+        msg = ""
+        if val is not None:
+            val_acc.append(_top1(head, xv, yv))
+            msg = f"  val {val_acc[-1]:.2f}%"
+            if selection == "best-val" and val_acc[-1] > best_acc:  # strictly better: ties keep the earlier
+                best_acc, best_epoch = val_acc[-1], epoch + 1
+                best_state = copy.deepcopy(head.state_dict())
+                msg += " (best)"
+        log.info("epoch %d/%d  lr %.4g  loss %.4f%s  (%.1f s)", epoch + 1, config.epochs, lrs[-1], losses[-1], msg,
+                 time.perf_counter() - t0)
+    if selection == "best-val":
+        head.load_state_dict(best_state)
+        selected = best_epoch
+    else:
+        selected = config.epochs
     head.eval()
     seconds = time.perf_counter() - t0
-    log.info("trained %s: final loss %.4f, %d steps in %.1f s", config.head, losses[-1], total, seconds)
-    return TrainResult(head, config, losses[-1], losses, total, seconds)
+    log.info("trained %s: final loss %.4f, %d steps in %.1f s; kept epoch %d (%s%s)", config.head, losses[-1], total,
+             seconds, selected, selection, f", val {best_acc:.2f}%" if selection == "best-val" else "")
+    return TrainResult(head, config, losses[-1], losses, total, seconds, lrs, val_acc, selected, selection)
 
 
-def train_head(cache, config: TrainConfig, device: str | torch.device = "auto", split: str = "train") -> TrainResult:
-    """Train ``config.head`` on the ``split`` of a FeatureCache."""
+def train_head(cache, config: TrainConfig, device: str | torch.device = "auto", split: str = "train",
+               val_split: str = "val") -> TrainResult:
+    """Train ``config.head`` on the ``split`` of a FeatureCache, validating on ``val_split`` when present.
+
+    Without a complete ``val_split`` the head trains without validation (``select`` best-val
+    then keeps the last epoch, and says so in the log).
+    """
     labels = cache.labels(split)  # raises CacheError when missing or incomplete
     aug = cache.aug_features(split) if config.views else None
     feats = cache.features(split) if aug is None else None  # the center view is unused when views are
+    val = None
+    if val_split in cache.splits and cache.is_complete(val_split):
+        val = (cache.features(val_split), cache.labels(val_split))
+    elif val_split in cache.splits:
+        log.warning("the %r split of %s is incomplete: training without validation (finish it by rerunning the "
+                    "same `ltbench extract`)", val_split, cache.path)
     return train_on_arrays(feats, labels, cache.train_counts, cache.text_classifier, config,
-                           aug_features=aug, device=device)
+                           aug_features=aug, device=device, val=val)
