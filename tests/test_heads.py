@@ -184,7 +184,7 @@ def test_head_defaults_schedule_and_select():
     assert (b.schedule, b.select, b.sampler) == ("reference", "best-val", "class_aware")
     assert (lin.schedule, lin.select, cos.schedule, cos.select) == ("cosine", "last", "cosine", "last")
     for bad in (dict(schedule="step"), dict(select="best"), dict(sampler="class")):
-        with pytest.raises(LTBenchError, match="known"):
+        with pytest.raises(LTBenchError, match="use one of"):
             resolve_config("ballad", **bad)
 
 
