@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
+import functools
 import importlib
 import importlib.util
 import json
@@ -266,7 +267,7 @@ def part_extract(a, dev: str, rec: dict) -> str:
 
     import lt_bench.features.extract as ex
     from lt_bench.data import load_dataset
-    from lt_bench.features.text import autocast_for
+    from lt_bench.device import amp_policy
     from lt_bench.models import create_model
 
     torch.manual_seed(0)
@@ -291,14 +292,14 @@ def part_extract(a, dev: str, rec: dict) -> str:
 
     @torch.inference_mode()
     def forward_ips(amp: bool) -> float:
-        ctx = autocast_for(device) if amp else contextlib.nullcontext()
+        autocast = amp_policy(device, None if amp else "fp32").autocast
         for _ in range(2):  # warm-up (cuDNN / cuBLAS choices)
-            with ctx:
+            with autocast():
                 model.encode_image(x)
         sync(dev)
         it, t0 = 0, time.perf_counter()
         while it < 3 or time.perf_counter() - t0 < a.fwd_seconds:
-            with ctx:
+            with autocast():
                 model.encode_image(x)
             sync(dev)
             it += 1
@@ -313,9 +314,9 @@ def part_extract(a, dev: str, rec: dict) -> str:
         for label, amp in variants:
             opts = ex.ExtractOptions(splits=("train",), batch_size=b, workers=a.extract_workers, overwrite=True,
                                      progress=False)
-            saved = ex.autocast_for
-            if not amp:
-                ex.autocast_for = lambda device: contextlib.nullcontext()
+            saved = ex.amp_policy
+            if not amp:  # extract has no precision option: its policy call asked for fp32 instead
+                ex.amp_policy = functools.partial(amp_policy, precision="fp32")
             try:
                 sync(dev)
                 t0 = time.perf_counter()
@@ -323,7 +324,7 @@ def part_extract(a, dev: str, rec: dict) -> str:
                 sync(dev)
                 wall = time.perf_counter() - t0
             finally:
-                ex.autocast_for = saved
+                ex.amp_policy = saved
             fwd = forward_ips(amp)
             rows.append([label, res.images_per_s, fwd, res.images_per_s / fwd, wall])
             rec["rows"].append(dict(label=label, extract_images_per_s=round(res.images_per_s, 1),

@@ -30,7 +30,7 @@ from torch import nn
 
 from .. import distributed as dist_
 from ..data import load_dataset
-from ..device import seed_everything
+from ..device import amp_policy, seed_everything
 from ..errors import LTBenchError
 from ..log import get_logger, stderr_console
 from ..models import create_model
@@ -45,18 +45,6 @@ log = get_logger(__name__)
 
 def epoch_seed(seed: int, epoch: int, rank: int) -> int:
     return (int(seed) * 1_000_003 + epoch * 1009 + rank) % (2**63)
-
-
-def autocast_setup(precision: str, device: torch.device):
-    """(autocast context factory, GradScaler or None). AMP needs CUDA; weights stay fp32."""
-    if precision == "fp32":
-        return contextlib.nullcontext, None
-    if device.type != "cuda":
-        raise LTBenchError(f"--precision {precision} needs a CUDA device (AMP autocast); on {device.type} "
-                           "use --precision fp32")
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
-    return (lambda: torch.autocast("cuda", dtype=dtype)), scaler
 
 
 def set_trainable(model: nn.Module, cfg: FinetuneConfig) -> list[nn.Parameter]:
@@ -163,7 +151,7 @@ def run_finetune(cfg: FinetuneConfig, on_start=None) -> dict:
 
 def _run(cfg: FinetuneConfig, ctx, out: Path, resume_ckpt, on_start) -> dict:
     device, rank, world, main = ctx.device, ctx.rank, ctx.world_size, ctx.is_main
-    autocast, scaler = autocast_setup(cfg.precision, device)
+    autocast, scaler = amp_policy(device, cfg.precision, training=True)
     local_batch = cfg.batch_size // world
 
     ds = load_dataset(cfg.dataset, root=cfg.root, splits_dir=cfg.splits_dir, **cfg.dataset_options)

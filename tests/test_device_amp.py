@@ -1,0 +1,43 @@
+"""The one AMP policy (lt_bench.device.amp_policy), on CPU."""
+
+import contextlib
+import logging
+
+import pytest
+import torch
+
+from lt_bench import device as device_
+from lt_bench.errors import LTBenchError
+
+
+@pytest.mark.parametrize("precision", [None, "fp32"])
+def test_cpu_gets_no_autocast_and_no_scaler(precision):
+    amp = device_.amp_policy(torch.device("cpu"), precision, training=True)
+    assert amp.autocast is contextlib.nullcontext and amp.scaler is None
+    with amp.autocast():
+        assert not torch.is_autocast_enabled()
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_half_precision_needs_cuda_with_the_finetune_message(precision):
+    with pytest.raises(LTBenchError, match=rf"^--precision {precision} needs a CUDA device \(AMP autocast\); "
+                                           r"on cpu use --precision fp32$"):
+        device_.amp_policy("cpu", precision, training=True)
+
+
+def test_unknown_precision_is_named():
+    with pytest.raises(LTBenchError, match="'fp8'"):
+        device_.amp_policy("cpu", "fp8")
+
+
+def test_each_choice_is_logged_once(monkeypatch, caplog):
+    monkeypatch.setattr(device_, "_logged", set())
+    logger = logging.getLogger("lt_bench")
+    monkeypatch.setattr(logger, "propagate", True)  # lt_bench's handler is rich's; caplog reads the root
+    with caplog.at_level(logging.DEBUG, logger="lt_bench"):
+        for _ in range(3):
+            device_.amp_policy("cpu")
+        device_.amp_policy("cpu", "fp32")
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("AMP:")]
+    assert lines == ["AMP: off, fp32 on cpu (inference default)", "AMP: off, fp32 on cpu (--precision fp32)"]
+
