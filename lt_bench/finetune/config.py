@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 
+from ..device import PRECISIONS  # the AMP policy owns the precision names
 from ..errors import LTBenchError
 
 LOSSES = ("class", "infonce")
 OPTIMIZERS = ("sgd", "adamw")
-PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass
