@@ -1,4 +1,4 @@
-"""The one AMP policy (lt_bench.device.amp_policy), on CPU."""
+"""The one AMP policy (lt_bench.device.amp_policy) and the single-process collectives, on CPU."""
 
 import contextlib
 import logging
@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from lt_bench import device as device_
+from lt_bench import distributed as dist_
 from lt_bench.errors import LTBenchError
 
 
@@ -41,3 +42,8 @@ def test_each_choice_is_logged_once(monkeypatch, caplog):
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("AMP:")]
     assert lines == ["AMP: off, fp32 on cpu (inference default)", "AMP: off, fp32 on cpu (--precision fp32)"]
 
+
+def test_collectives_are_identity_in_one_process():
+    assert dist_.all_reduce_sum([1.5, 2, 3]) == [1.5, 2, 3]
+    m = torch.nn.Linear(2, 2)
+    assert dist_.wrap_ddp(m, dist_.DistContext()) is m

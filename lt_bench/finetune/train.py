@@ -109,14 +109,6 @@ def evaluate(model: nn.Module, class_tokens: torch.Tensor, loader, device, autoc
     return correct, total
 
 
-def _all_reduce_sum(values: list[float], device) -> list[float]:
-    if not dist_.is_distributed():
-        return values
-    t = torch.tensor(values, dtype=torch.float64, device=device if dist_.dist.get_backend() == "nccl" else "cpu")
-    dist_.dist.all_reduce(t)
-    return t.tolist()
-
-
 def run_finetune(cfg: FinetuneConfig, on_start=None) -> dict:
     """Train, validate and checkpoint; return a summary (rank 0's view).
 
@@ -184,11 +176,7 @@ def _run(cfg: FinetuneConfig, ctx, out: Path, resume_ckpt, on_start) -> dict:
     schedule = CosineSchedule(optimizer, total_steps=cfg.epochs * steps_per_epoch, warmup_steps=cfg.warmup_steps)
     loss_fn = create_loss(cfg.loss, cfg.scale, rank, world)
     wrapper = ClipTrainWrapper(model, class_tokens, cache_text=cfg.lock_text)
-    if ctx.distributed:
-        ddp = nn.parallel.DistributedDataParallel(
-            wrapper, device_ids=[device.index] if device.type == "cuda" else None)
-    else:
-        ddp = wrapper
+    ddp = dist_.wrap_ddp(wrapper, ctx)
 
     start_epoch, best_val, history = 0, -1.0, []
     if resume_ckpt is not None:
@@ -259,7 +247,7 @@ def _run(cfg: FinetuneConfig, ctx, out: Path, resume_ckpt, on_start) -> dict:
         lr_used = optimizer.param_groups[0]["lr"] if schedule.step_count == 0 else \
             _lr_of_last_step(schedule, cfg)
         correct, total = evaluate(model, class_tokens, vloader, device, autocast)
-        loss_total, n_total, correct, total = _all_reduce_sum([float(loss_sum), n_micro, correct, total], device)
+        loss_total, n_total, correct, total = dist_.all_reduce_sum([float(loss_sum), n_micro, correct, total])
         train_loss = loss_total / max(1, n_total)
         val_acc = correct / max(1, total)
         if not math.isfinite(train_loss):
