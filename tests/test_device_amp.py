@@ -31,16 +31,23 @@ def test_unknown_precision_is_named():
         device_.amp_policy("cpu", "fp8")
 
 
-def test_each_choice_is_logged_once(monkeypatch, caplog):
+def test_each_choice_is_logged_once(monkeypatch):
     monkeypatch.setattr(device_, "_logged", set())
-    logger = logging.getLogger("lt_bench")
-    monkeypatch.setattr(logger, "propagate", True)  # lt_bench's handler is rich's; caplog reads the root
-    with caplog.at_level(logging.DEBUG, logger="lt_bench"):
+    records = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = records.append
+    level = device_.log.level
+    device_.log.setLevel(logging.DEBUG)  # setLevel, not the attribute: it clears the logger's cache
+    device_.log.addHandler(handler)
+    try:
         for _ in range(3):
             device_.amp_policy("cpu")
         device_.amp_policy("cpu", "fp32")
-    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("AMP:")]
-    assert lines == ["AMP: off, fp32 on cpu (inference default)", "AMP: off, fp32 on cpu (--precision fp32)"]
+    finally:
+        device_.log.removeHandler(handler)
+        device_.log.setLevel(level)
+    assert [r.getMessage() for r in records] == ["AMP: off, fp32 on cpu (inference default)",
+                                                 "AMP: off, fp32 on cpu (--precision fp32)"]
 
 
 def test_collectives_are_identity_in_one_process():
