@@ -29,11 +29,11 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
+import functools
 import importlib
 import importlib.util
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -82,29 +82,6 @@ def md_table(headers: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
-def ballad_step_flops(batch: int, dim: int, classes: int) -> int:
-    """Matmul FLOPs of one BALLAD training step, counted as benchmarks/test_bench_heads.py does:
-    adapter forward 2BD^2, classifier forward 2BCD, classifier backward to the adapted features
-    2BCD, adapter weight gradient 2BD^2 (fixed text classifier, cached features): 4BD(D + C)."""
-    return 4 * batch * dim * (dim + classes)
-
-
-try:  # the benchmark's own helper (that module imports pytest and psutil, absent on a bare machine)
-    from benchmarks.test_bench_heads import counts_summing_to
-except ImportError:
-    def counts_summing_to(total: int, c: int):
-        """ImageNet-LT-like profile (1280..5 exponential) rescaled to sum to ``total`` (copy of
-        benchmarks/test_bench_heads.py's helper)."""
-        import numpy as np
-
-        from lt_bench.data import long_tail_counts
-
-        base = np.array(long_tail_counts(1280, c, 256), dtype=np.float64)
-        counts = np.maximum(np.round(base * total / base.sum()).astype(np.int64), 1)
-        counts[0] += total - counts.sum()
-        return counts
-
-
 # -- environment ---------------------------------------------------------------------------------
 
 def module_versions() -> dict:
@@ -129,10 +106,13 @@ def module_versions() -> dict:
 def environment(device: str) -> dict:
     import torch
 
-    env = {"python": platform.python_version(), "torch": torch.__version__, "torch_cuda": torch.version.cuda,
-           "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
-           "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": device,
-           "float32_matmul_precision": torch.get_float32_matmul_precision()}
+    from lt_bench.provenance import environment as lt_environment
+
+    env = lt_environment() | {  # lt_bench, Python and torch versions as every artefact records them
+        "torch_cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": device,
+        "float32_matmul_precision": torch.get_float32_matmul_precision()}
     if device == "cuda":
         p = torch.cuda.get_device_properties(0)
         env.update(gpu=torch.cuda.get_device_name(0), gpu_count=torch.cuda.device_count(),
@@ -147,13 +127,6 @@ def environment(device: str) -> dict:
         env["gpu"] = "none (CPU smoke)"
     env["modules"] = module_versions()
     return env
-
-
-def sync(dev) -> None:
-    import torch
-
-    if str(dev).startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 @contextlib.contextmanager
@@ -265,8 +238,9 @@ def part_extract(a, dev: str, rec: dict) -> str:
     import torch
 
     import lt_bench.features.extract as ex
+    from benchmarks.shared import sync
     from lt_bench.data import load_dataset
-    from lt_bench.features.text import autocast_for
+    from lt_bench.device import amp_policy
     from lt_bench.models import create_model
 
     torch.manual_seed(0)
@@ -291,14 +265,14 @@ def part_extract(a, dev: str, rec: dict) -> str:
 
     @torch.inference_mode()
     def forward_ips(amp: bool) -> float:
-        ctx = autocast_for(device) if amp else contextlib.nullcontext()
+        autocast = amp_policy(device, None if amp else "fp32").autocast
         for _ in range(2):  # warm-up (cuDNN / cuBLAS choices)
-            with ctx:
+            with autocast():
                 model.encode_image(x)
         sync(dev)
         it, t0 = 0, time.perf_counter()
         while it < 3 or time.perf_counter() - t0 < a.fwd_seconds:
-            with ctx:
+            with autocast():
                 model.encode_image(x)
             sync(dev)
             it += 1
@@ -313,9 +287,9 @@ def part_extract(a, dev: str, rec: dict) -> str:
         for label, amp in variants:
             opts = ex.ExtractOptions(splits=("train",), batch_size=b, workers=a.extract_workers, overwrite=True,
                                      progress=False)
-            saved = ex.autocast_for
-            if not amp:
-                ex.autocast_for = lambda device: contextlib.nullcontext()
+            saved = ex.amp_policy
+            if not amp:  # extract has no precision option: its policy call asked for fp32 instead
+                ex.amp_policy = functools.partial(amp_policy, precision="fp32")
             try:
                 sync(dev)
                 t0 = time.perf_counter()
@@ -323,7 +297,7 @@ def part_extract(a, dev: str, rec: dict) -> str:
                 sync(dev)
                 wall = time.perf_counter() - t0
             finally:
-                ex.autocast_for = saved
+                ex.amp_policy = saved
             fwd = forward_ips(amp)
             rows.append([label, res.images_per_s, fwd, res.images_per_s / fwd, wall])
             rec["rows"].append(dict(label=label, extract_images_per_s=round(res.images_per_s, 1),
@@ -354,6 +328,7 @@ class CacheHolder:
 
     def get(self):
         if self.arrays is None:
+            from benchmarks.shared import counts_summing_to
             from lt_bench.features import FeatureCache
             from lt_bench.features.synthetic import make_synthetic_cache
 
@@ -373,27 +348,11 @@ class CacheHolder:
 
 # -- part 3: heads -------------------------------------------------------------------------------
 
-def mm_pair_gflops(dev: str, b: int, d: int, c: int, seconds: float) -> float:
-    """torch.mm rate on the BALLAD step's shapes (B x D @ D x D and B x D @ D x C), as
-    benchmarks/test_bench_heads.py's matmul_gflops, on ``dev``, under the current precision."""
-    import torch
-
-    a, w, t = (torch.randn(*s, device=dev) for s in ((b, d), (d, d), (d, c)))
-    for _ in range(3):
-        torch.mm(a, w), torch.mm(a, t)
-    sync(dev)
-    n, t0 = 0, time.perf_counter()
-    while n < 3 or time.perf_counter() - t0 < seconds:
-        for _ in range(10):
-            torch.mm(a, w)
-            torch.mm(a, t)
-        sync(dev)
-        n += 10
-    return n * 2 * b * d * (d + c) / (time.perf_counter() - t0) / 1e9
-
-
 def mm_square_gflops(dev: str, s: int, seconds: float) -> float:
+    """torch.mm rate of one s x s x s product: the GPU's peak for this precision, for scale."""
     import torch
+
+    from benchmarks.shared import sync
 
     a, w = torch.randn(s, s, device=dev), torch.randn(s, s, device=dev)
     torch.mm(a, w)
@@ -409,6 +368,7 @@ def mm_square_gflops(dev: str, s: int, seconds: float) -> float:
 def part_heads(a, dev: str, cache: CacheHolder, rec: dict) -> str:
     import torch
 
+    from benchmarks.shared import ballad_step_flops, matmul_gflops, sync
     from lt_bench.heads import resolve_config, train_on_arrays
 
     arr = cache.get()
@@ -420,7 +380,7 @@ def part_heads(a, dev: str, cache: CacheHolder, rec: dict) -> str:
     ref = {}
     for label, p in precisions:
         with matmul_precision(p):
-            ref[p] = (mm_pair_gflops(dev, b, d, c, a.mm_seconds), mm_square_gflops(dev, a.square, a.mm_seconds))
+            ref[p] = (matmul_gflops(b, d, c, a.mm_seconds, dev), mm_square_gflops(dev, a.square, a.mm_seconds))
         say(f"gpu_check: heads matmul {label}: step shapes {ref[p][0]:,.0f} GFLOP/s, "
             f"{a.square}^3 {ref[p][1]:,.0f} GFLOP/s")
     cfg = resolve_config("ballad", epochs=a.epochs, batch_size=b, seed=0)
@@ -461,36 +421,10 @@ def part_heads(a, dev: str, cache: CacheHolder, rec: dict) -> str:
 
 # -- part 4: faiss -------------------------------------------------------------------------------
 
-def torch_ncm(xtr, ytr, xte, c: int, dev: str):
-    import torch
-    import torch.nn.functional as F
-
-    x = F.normalize(torch.from_numpy(xtr).to(dev), dim=1)
-    sums = torch.zeros(c, x.shape[1], device=dev).index_add_(0, torch.from_numpy(ytr).to(dev), x)
-    means = F.normalize(sums, dim=1)
-    q = torch.from_numpy(xte)
-    out = [(F.normalize(q[s:s + 16384].to(dev), dim=1) @ means.t()).argmax(1) for s in range(0, len(q), 16384)]
-    return torch.cat(out).cpu().numpy()
-
-
-def torch_knn(xtr, ytr, xte, k: int, c: int, dev: str, batch: int = 8192):
-    """Exhaustive cosine kNN, similarity-weighted votes (as lt_bench.heads.KNN), all on ``dev``."""
-    import torch
-    import torch.nn.functional as F
-
-    x = F.normalize(torch.from_numpy(xtr).to(dev), dim=1)
-    y = torch.from_numpy(ytr).to(dev)
-    q = torch.from_numpy(xte)
-    out = []
-    for s in range(0, len(q), batch):
-        sims, ids = torch.topk(F.normalize(q[s:s + batch].to(dev), dim=1) @ x.t(), k, dim=1)
-        votes = torch.zeros(len(sims), c, device=dev).scatter_add_(1, y[ids], sims)
-        out.append(votes.argmax(1))
-    return torch.cat(out).cpu().numpy()
-
-
 def part_faiss(a, dev: str, cache: CacheHolder, rec: dict) -> str:
     import numpy as np
+
+    from benchmarks.shared import sync, torch_knn, torch_ncm
 
     arr = cache.get()
     xtr, ytr, xte, yte, text = arr["xtr"], arr["ytr"], arr["xte"], arr["yte"], arr["text"]
@@ -498,6 +432,8 @@ def part_faiss(a, dev: str, cache: CacheHolder, rec: dict) -> str:
     q, c = len(xte), text.shape[0]
     try:
         import faiss
+
+        from lt_bench.heads import choose_faiss_backend
         have_faiss = True
         gpu_build = hasattr(faiss, "StandardGpuResources")
         n_gpus = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
@@ -506,7 +442,8 @@ def part_faiss(a, dev: str, cache: CacheHolder, rec: dict) -> str:
     except ImportError as e:
         have_faiss, gpu_build, n_gpus = False, False, 0
         faiss_note = f"faiss not importable ({e}): faiss-gpu not installed, no CPU faiss either"
-    faiss_gpu = have_faiss and n_gpus > 0 and dev == "cuda"
+    # GPU rows exactly where lt_bench's NCM / KNN would take the GPU themselves
+    faiss_gpu = have_faiss and choose_faiss_backend(dev) == "gpu"
     say(f"gpu_check: faiss: {faiss_note}")
     if not faiss_gpu:
         say("gpu_check: faiss-gpu not installed" if not gpu_build else
@@ -538,8 +475,8 @@ def part_faiss(a, dev: str, cache: CacheHolder, rec: dict) -> str:
                 if faiss_gpu:
                     cands.append(("faiss GPU (IndexFlatIP)", lt_fn("cuda"), 2))
             tname = f"torch matmul + topk, {dev}" if method == "knn" else f"torch matmul + argmax, {dev}"
-            tfn = (lambda: torch_ncm(xtr, ytr, xte, c, dev)) if method == "ncm" else \
-                (lambda: torch_knn(xtr, ytr, xte, a.k, c, dev))
+            tfn = (lambda: torch_ncm(xtr, ytr, xte, c, dev, batch=16384)) if method == "ncm" else \
+                (lambda: torch_knn(xtr, ytr, xte, a.k, c, dev, batch=8192))
             cands.append((tname, tfn, 2 if dev == "cuda" else 1))
             ref_pred, ref_s, ref_name = None, None, None
             for label, fn, repeat in cands:
@@ -569,8 +506,9 @@ def part_faiss(a, dev: str, cache: CacheHolder, rec: dict) -> str:
                       "test acc %"], rows)
     foot = (f"\n\n{faiss_note}. Each time covers fit (normalise, add / class means) + search + argmax, from "
             f"numpy arrays to predictions; GPU rows are the best of 2 runs (the first pays faiss/cuBLAS set-up), "
-            f"the CPU faiss row one run. kNN k={a.k}, exhaustive, float32 (TF32 off). Mismatches: torch votes in "
-            f"float32, lt_bench's in float64, so near-ties may flip.")
+            f"the CPU faiss row one run. kNN k={a.k}, exhaustive, float32 (TF32 off). Mismatches: the similarities "
+            f"come from different kernels (faiss vs torch matmul; both vote with lt_bench's knn_votes), so near-ties "
+            f"may flip.")
     text_out = (f"### 4. faiss: NCM and kNN on {n:,} train / {q:,} test x {d}, {c} classes\n\n{table}{foot}")
     if failed:
         raise PartError("; ".join(failed), text_out)
@@ -582,12 +520,10 @@ def part_faiss(a, dev: str, cache: CacheHolder, rec: dict) -> str:
 def write_outputs(out_dir: Path | None, header: str, sections: list[str], record: dict) -> None:
     if out_dir is None:
         return
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name, text in (("gpu_check.md", header + "\n\n" + "\n\n".join(sections) + "\n"),
-                       ("gpu_check.json", json.dumps(record, indent=1, default=str) + "\n")):
-        tmp = out_dir / (name + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, out_dir / name)
+    from lt_bench.io import write_text  # atomic: a run killed half-way keeps the last complete tables
+
+    write_text(out_dir / "gpu_check.md", header + "\n\n" + "\n\n".join(sections) + "\n")
+    write_text(out_dir / "gpu_check.json", json.dumps(record, indent=1, default=str) + "\n")
 
 
 def parse_args(argv=None):

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 import pytest
-import torch
 
 from lt_bench.features import FeatureCache
 from lt_bench.features.synthetic import make_synthetic_cache
-from lt_bench.heads import KNN, NCM, knn_votes
+from lt_bench.heads import KNN, NCM
 
 from .conftest import QUICK
-from .test_bench_heads import counts_summing_to
+from .shared import counts_summing_to, torch_knn, torch_ncm
 
 N, Q, D, C = (8_000, 2_000, 256, 100) if QUICK else (115_846, 50_000, 1024, 1000)
 K = 20
@@ -36,26 +34,6 @@ def data(tmp_path_factory):
         return c.text_classifier, c.features("train"), c.labels("train"), c.features("test")
 
 
-def _norm(x: torch.Tensor) -> torch.Tensor:
-    return torch.nn.functional.normalize(x, dim=1)
-
-
-def torch_ncm(xtr, ytr, xte) -> np.ndarray:
-    x = _norm(torch.from_numpy(xtr))
-    sums = torch.zeros(C, D).index_add_(0, torch.from_numpy(ytr), x)
-    return (_norm(torch.from_numpy(xte)) @ _norm(sums).t()).argmax(1).numpy()
-
-
-def torch_knn(xtr, ytr, xte, batch: int = 2048) -> np.ndarray:
-    x = _norm(torch.from_numpy(xtr))
-    q = _norm(torch.from_numpy(xte))
-    preds = np.empty(len(q), dtype=np.int64)
-    for s in range(0, len(q), batch):
-        sims, ids = torch.topk(q[s:s + batch] @ x.t(), K, dim=1)
-        preds[s:s + batch] = knn_votes(sims.numpy(), ytr[ids.numpy()], C).argmax(1)
-    return preds
-
-
 def _timed(fn):
     t0 = time.perf_counter()
     out = fn()
@@ -67,10 +45,10 @@ def test_bench_faiss_vs_torch(benchmark, data, method):
     text, xtr, ytr, xte = data
     if method == "ncm":
         faiss_fn = lambda: NCM(text, device="cpu").fit(xtr, ytr).logits(xte).argmax(1)  # noqa: E731
-        torch_fn = lambda: torch_ncm(xtr, ytr, xte)  # noqa: E731
+        torch_fn = lambda: torch_ncm(xtr, ytr, xte, C)  # noqa: E731
     else:
         faiss_fn = lambda: KNN(text, k=K, device="cpu").fit(xtr, ytr).logits(xte).argmax(1)  # noqa: E731
-        torch_fn = lambda: torch_knn(xtr, ytr, xte)  # noqa: E731
+        torch_fn = lambda: torch_knn(xtr, ytr, xte, K, C, batch=2048)  # noqa: E731
     out = {}
 
     def run():

@@ -23,42 +23,22 @@ import psutil
 import pytest
 import torch
 
-from lt_bench.data import long_tail_counts
 from lt_bench.features import FeatureCache
 from lt_bench.features.synthetic import make_synthetic_cache
 from lt_bench.heads import resolve_config, train_head
 
 from .conftest import QUICK
+from .shared import ballad_step_flops, counts_summing_to, matmul_gflops
 
 N, D, C = (8_000, 256, 100) if QUICK else (115_846, 1024, 1000)
 BATCH, EPOCHS = 512, 10
 TABLE = "Phase B: adapt --head ballad on cached features"
 
 
-def counts_summing_to(total: int, c: int) -> np.ndarray:
-    """ImageNet-LT-like profile (1280..5 exponential) rescaled to sum to ``total``."""
-    base = np.array(long_tail_counts(1280, c, 256), dtype=np.float64)
-    counts = np.maximum(np.round(base * total / base.sum()).astype(np.int64), 1)
-    counts[0] += total - counts.sum()
-    return counts
-
-
 @pytest.fixture(scope="module")
 def cache_path(tmp_path_factory):
     return make_synthetic_cache(tmp_path_factory.mktemp("bench") / "inlt.h5", num_classes=C, dim=D,
                                 train_counts=counts_summing_to(N, C), test_per_class=0, noise=2.0, text_noise=1.5)
-
-
-def matmul_gflops(seconds: float = 2.0) -> float:
-    """float32 torch.mm rate on the training step's shapes (B x D x D and B x D x C)."""
-    a, w, t = torch.randn(BATCH, D), torch.randn(D, D), torch.randn(D, C)
-    torch.mm(a, w), torch.mm(a, t)
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        torch.mm(a, w)
-        torch.mm(a, t)
-        n += 1
-    return n * 2 * BATCH * D * (D + C) / (time.perf_counter() - t0) / 1e9
 
 
 class PeakRSS:
@@ -82,7 +62,7 @@ class PeakRSS:
 
 
 def test_bench_adapt_ballad(benchmark, cache_path):
-    ref = matmul_gflops()
+    ref = matmul_gflops(BATCH, D, C, seconds=2.0)
     cfg = resolve_config("ballad", epochs=EPOCHS, batch_size=BATCH, seed=0)
     out = {}
 
@@ -96,7 +76,7 @@ def test_bench_adapt_ballad(benchmark, cache_path):
     benchmark.pedantic(run, rounds=1, iterations=1)
     res = out["result"]
     steps = max(1, N // BATCH) * EPOCHS
-    flops = steps * 4 * BATCH * D * (D + C)
+    flops = steps * ballad_step_flops(BATCH, D, C)
     gflops = flops / out["seconds"] / 1e9
     peak_gb = out["peak"] / 1e9
     target_gb = 2 * N * D * 4 / 1e9 + 1

@@ -10,6 +10,8 @@ Usage (any command that may run under ``torchrun --nproc_per_node N``)::
     dist_.barrier()
     parts = dist_.all_gather_tensor(t)     # list of world_size tensors (rank order)
     obj = dist_.broadcast_object(obj)      # rank 0's value on every rank
+    tot = dist_.all_reduce_sum([a, b])     # element-wise sums over ranks
+    model = dist_.wrap_ddp(model, ctx)     # DistributedDataParallel, or the module itself
     dist_.cleanup()                        # at the end (no-op single-process)
 
 Backend choice: NCCL when the run's device is CUDA, gloo otherwise (CPU tests run 2 gloo
@@ -151,3 +153,23 @@ def all_reduce_max(value: float) -> float:
     t = torch.tensor([float(value)], device=_comm_device())
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return float(t.item())
+
+
+def all_reduce_sum(values: list[float]) -> list[float]:
+    """Element-wise sums of a few scalars over ranks (``values`` itself single-process).
+
+    float64, so that counts and loss sums over many batches and ranks stay exact.
+    """
+    if not is_distributed():
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=_comm_device())
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def wrap_ddp(module: torch.nn.Module, ctx: DistContext) -> torch.nn.Module:
+    """``module`` in DistributedDataParallel when the run has several processes, else as is."""
+    if not ctx.distributed:
+        return module
+    device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(module, device_ids=device_ids)

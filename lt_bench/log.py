@@ -26,3 +26,16 @@ def setup_logging(level: str | int | None = None) -> None:
 
 def get_logger(name: str) -> logging.Logger:
     return logger.getChild(name.removeprefix("lt_bench."))
+
+
+def progress_bar(description: str, *, transient: bool = True):
+    """A rich progress bar on stderr with lt_bench's columns (text, bar, n/total, time left).
+
+    Args:
+        description: the text column; may use rich's ``{task.description}`` field.
+        transient: erase the bar when done (per-epoch bars), or leave it (one bar per split).
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=stderr_console, transient=transient)

@@ -163,7 +163,7 @@ def test_lock_image_keeps_the_image_tower(tmp_path):
 
 
 def test_freeze_bn_and_locks_set_modes():
-    from lt_bench.finetune.train import set_train_mode, set_trainable
+    from lt_bench.finetune.build import set_train_mode, set_trainable
     from lt_bench.models import create_model
 
     model = create_model("ltb-tiny-rn", "none").model

@@ -51,13 +51,13 @@ import torch.nn.functional as F
 
 from .. import distributed as dist_
 from ..data.base import LTDataset, Split
+from ..device import amp_policy
 from ..errors import CacheError, LTBenchError
 from ..log import get_logger
 from ..options import check_options
 from .cache import partial_path
 from .options import SPLIT_NAMES, ExtractOptions
 from .partial import SplitWriter, identity, prepare
-from .text import autocast_for
 
 log = get_logger(__name__)
 
@@ -144,7 +144,7 @@ def _encode_images(model, x: torch.Tensor, device: torch.device, batch: int) -> 
         xb = x[s:s + batch].to(device, non_blocking=True)
         if device.type == "cuda":
             xb = xb.contiguous(memory_format=torch.channels_last)
-        with autocast_for(device):
+        with amp_policy(device).autocast():
             f = model.encode_image(xb)
         out.append(F.normalize(f.float(), dim=-1).half().cpu())
     return torch.cat(out) if out else torch.empty(0)

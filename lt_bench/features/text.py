@@ -6,19 +6,11 @@ normalised mean over templates (``cache.write_header`` computes it, so every wri
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import torch
 
 from ..data.prompts import fill
-
-
-def autocast_for(device: torch.device):
-    """bf16 autocast on CUDA (the one AMP decision of inference); nothing on CPU."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+from ..device import amp_policy
 
 
 @torch.inference_mode()
@@ -41,7 +33,7 @@ def encode_class_prompts(bundle, classnames: list[str], templates: list[str], de
     out = []
     for s in range(0, len(prompts), batch_size):
         tokens = bundle.tokenizer(prompts[s:s + batch_size]).to(device)
-        with autocast_for(device):
+        with amp_policy(device).autocast():
             f = bundle.model.encode_text(tokens)
         f = torch.nn.functional.normalize(f.float(), dim=-1)
         out.append(f.cpu())

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, fields
 
+from ..precision import PRECISIONS
 from ..errors import LTBenchError
 from ..options import (check_options, dataset_option, dataset_options_option, device_option, option,
                        out_option, root_option, seed_option, splits_dir_option)
 
 LOSSES = ("class", "infonce")
 OPTIMIZERS = ("sgd", "adamw")
-PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass
