@@ -10,6 +10,7 @@ import torch
 
 from .errors import LTBenchError
 from .log import get_logger
+from .precision import PRECISIONS
 
 log = get_logger(__name__)
 
@@ -39,8 +40,6 @@ def seed_everything(seed: int) -> torch.Generator:
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
 
-
-from .precision import PRECISIONS  # noqa: E402  (the names; the policy is here)
 
 
 class Amp(NamedTuple):
