@@ -18,7 +18,7 @@ from ..errors import LTBenchError
 
 SPLITS = ("train", "val", "test")
 
-# Shot groups of the protocol (REFERENCE.md): by number of *training* images of the class.
+# Shot groups of the protocol (docs/protocol.md): by number of *training* images of the class.
 MANY_SHOT_MIN = 101  # many-shot: > 100
 FEW_SHOT_MAX = 19  # few-shot: < 20; medium: 20..100 inclusive
 

@@ -100,7 +100,8 @@ def build_run(cfg: FinetuneConfig, ctx: dist_.DistContext, out: Path) -> Finetun
                            f"{cfg.accum_steps}: lower --accum-steps or --batch-size")
 
     optimizer = make_optimizer(model, params, cfg)
-    schedule = CosineSchedule(optimizer, total_steps=cfg.epochs * steps_per_epoch, warmup_steps=cfg.warmup_steps)
+    schedule = CosineSchedule(optimizer, total_steps=cfg.epochs * steps_per_epoch, warmup_steps=cfg.warmup_steps,
+                              kind=cfg.schedule, steps_per_epoch=steps_per_epoch)
     loss_fn = create_loss(cfg.loss, cfg.scale, ctx.rank, world)
     wrapper = ClipTrainWrapper(model, class_tokens, cache_text=cfg.lock_text)
     return FinetuneRun(

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, fields
 
-from ..precision import PRECISIONS
 from ..errors import LTBenchError
 from ..options import (check_options, dataset_option, dataset_options_option, device_option, option,
                        out_option, root_option, seed_option, splits_dir_option)
+from ..precision import PRECISIONS
 
 LOSSES = ("class", "infonce")
 OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("reference", "cosine")  # finetune/schedule.py
 
 
 @dataclass
@@ -47,7 +48,11 @@ class FinetuneConfig:
     momentum: float = option(0.9, "SGD momentum (AdamW's beta1 is 0.9 regardless).", min=0, lt=1)
     weight_decay: float = option(5e-4, "Weight decay (BALLAD: 5e-4; a learned logit scale is not decayed).",
                                  min=0)
-    warmup_steps: int = option(0, "Linear warm-up optimizer steps before the cosine (BALLAD has none).", min=0)
+    schedule: str = option("reference", "LR schedule: reference (BALLAD's code: cosine stepped once per epoch, "
+                           "before it; the last epoch trains at 0) or cosine (per step, with --warmup-steps).",
+                           choices=SCHEDULES)
+    warmup_steps: int = option(0, "Linear warm-up optimizer steps before the cosine (--schedule cosine; BALLAD "
+                               "has none).", min=0)
     grad_clip: float = option(0.0, "Max global gradient norm (0: no clipping, as BALLAD).", min=0)
     precision: str = option("fp32", "fp32, or AMP autocast bf16/fp16 (CUDA only); weights stay fp32.",
                             choices=PRECISIONS)
@@ -75,6 +80,8 @@ class FinetuneConfig:
             raise LTBenchError(msg)
 
         check_options(self)
+        if self.warmup_steps and self.schedule == "reference":
+            bad("--warmup-steps needs --schedule cosine (the reference schedule has no warm-up)")
         if "{}" not in self.template:
             bad(f"--template {self.template!r} needs a '{{}}' where the class name goes")
         if self.lock_image and self.lock_text:

@@ -35,7 +35,6 @@ from ..log import get_logger, progress_bar, stderr_console
 from . import checkpoint as ckpt_
 from .build import FinetuneRun, build_run, restore, set_train_mode
 from .config import FinetuneConfig
-from .schedule import cosine_lr
 
 log = get_logger(__name__)
 
@@ -240,7 +239,7 @@ def _lr_of_last_step(run: FinetuneRun) -> float:
     schedule = run.schedule
     if schedule.step_count == 0:
         return run.optimizer.param_groups[0]["lr"]
-    return cosine_lr(schedule.step_count - 1, run.cfg.lr, schedule.total_steps, schedule.warmup_steps)
+    return schedule.lr_at(schedule.step_count - 1, run.cfg.lr)
 
 
 @contextlib.contextmanager

@@ -1,4 +1,4 @@
-"""Shot groups over classes and group means (many / medium / few, REFERENCE.md protocol)."""
+"""Shot groups over classes and group means (many / medium / few, docs/protocol.md)."""
 
 from __future__ import annotations
 

@@ -100,7 +100,7 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     run_dir = out / "finetune"
     summary = run_finetune(FinetuneConfig(
         **data, out=str(run_dir), model=cfg.model, pretrained="none", loss="class", epochs=cfg.epochs,
-        batch_size=cfg.batch_size, optimizer="adamw", lr=cfg.lr, weight_decay=0.05, warmup_steps=20,
+        batch_size=cfg.batch_size, optimizer="adamw", lr=cfg.lr, weight_decay=0.05, schedule="cosine", warmup_steps=20,
         workers=cfg.workers, seed=cfg.seed, device=cfg.device), reuse=True)
     if summary.get("status") == "reused":
         reused.append("finetune")

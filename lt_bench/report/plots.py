@@ -20,7 +20,7 @@ from ..io import atomic_path
 from .published import dataset_title
 from .results import Result, ResultGroup, aggregate
 
-# Shot groups by training images per class (REFERENCE.md): few < 20, medium 20..100, many > 100.
+# Shot groups by training images per class (docs/protocol.md): few < 20, medium 20..100, many > 100.
 BANDS = (
     ("few-shot (<20)", 0.0, FEW_SHOT_MAX + 0.5, "#d62728"),
     ("medium-shot (20-100)", FEW_SHOT_MAX + 0.5, MANY_SHOT_MIN - 0.5, "#ff7f0e"),

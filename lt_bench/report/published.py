@@ -1,4 +1,4 @@
-"""The published numbers of REFERENCE.md, shipped as ``lt_bench/report/data/published.json``."""
+"""The published numbers of the papers (BALLAD, CLIP, VL-LTR, Decoder, LIFT), shipped as ``lt_bench/report/data/published.json``."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def _load_raw() -> dict:
 
 
 def load_published() -> list[PublishedEntry]:
-    """All published entries, in the order of REFERENCE.md's table."""
+    """All published entries, in the order of published.json."""
     raw = _load_raw()
     sources, datasets = raw["sources"], raw["datasets"]
     out = []
