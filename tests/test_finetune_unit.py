@@ -170,21 +170,20 @@ def test_freeze_bn_and_locks_set_modes():
 
 
 @pytest.mark.slow
-def test_config_file_and_held_out_validation(tmp_path, capsys):
+def test_config_file_and_held_out_validation(tmp_path):
     """--config supplies options (flags win); no val split -> a held-out train slice validates."""
     import json
 
-    from lt_bench_cli.app import main
+    from _cli import run_cli
 
     out = tmp_path / "run"
     cfg = tmp_path / "ft.toml"
     cfg.write_text(f'dataset = "synthetic"\nout = "{out}"\nmodel = "ltb-tiny-vit"\npretrained = "none"\n'
                    'option = ["max_per_class=40", "val_per_class=0"]\nepochs = 5\nbatch-size = 8\n'
                    'workers = 0\nsteps-per-epoch = 2\n')
-    with pytest.raises(SystemExit) as e:
-        main(["finetune", "--config", str(cfg), "--epochs", "1", "--device", "cpu"])
-    assert e.value.code == 0
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    code, stdout, stderr = run_cli("finetune", "--config", cfg, "--epochs", "1", "--device", "cpu")
+    assert code == 0, stderr
+    summary = json.loads(stdout.strip().splitlines()[-1])
     assert summary["epochs"] == 1
     ck = torch.load(out / "last.pt", weights_only=True)
     saved = json.loads(ck["config"])
