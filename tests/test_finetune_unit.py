@@ -130,7 +130,6 @@ def _tiny_run(tmp_path, name, **kw):  # one process, no augmentation, SGD
     return torch.load(tmp_path / name / "last.pt", weights_only=True)
 
 
-@pytest.mark.slow
 def test_accumulation_equals_the_larger_batch(tmp_path):
     a = _tiny_run(tmp_path, "big", batch_size=16, steps_per_epoch=1)
     b = _tiny_run(tmp_path, "accum", batch_size=8, accum_steps=2, steps_per_epoch=2)
@@ -139,7 +138,6 @@ def test_accumulation_equals_the_larger_batch(tmp_path):
         torch.testing.assert_close(b["state_dict"][k], v, atol=1e-5, rtol=1e-4, msg=k)
 
 
-@pytest.mark.slow
 def test_lock_image_keeps_the_image_tower(tmp_path):
     from lt_bench.models import create_model
 
@@ -169,7 +167,6 @@ def test_freeze_bn_and_locks_set_modes():
     assert sum(p.numel() for p in params) == sum(p.numel() for p in model.visual.parameters())
 
 
-@pytest.mark.slow
 def test_config_file_and_held_out_validation(tmp_path):
     """--config supplies options (flags win); no val split -> a held-out train slice validates."""
     import json
@@ -193,7 +190,7 @@ def test_config_file_and_held_out_validation(tmp_path):
     assert 0.0 <= ck["history"][0]["val_acc"] <= 1.0
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # DataLoader worker processes started every epoch of two runs
 def test_same_seed_same_weights_with_workers_and_augmentation(tmp_path):
     from lt_bench.finetune import run_finetune
 
@@ -209,7 +206,6 @@ def test_same_seed_same_weights_with_workers_and_augmentation(tmp_path):
         assert torch.equal(weights[0][k], weights[1][k]), k
 
 
-@pytest.mark.slow
 def test_resume_uses_the_new_hyperparameters(tmp_path):
     first = _tiny_run(tmp_path, "run", batch_size=8, steps_per_epoch=1)
     assert first["optimizer"]["param_groups"][0]["initial_lr"] == 0.05
