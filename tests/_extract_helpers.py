@@ -9,12 +9,20 @@ import h5py
 import numpy as np
 
 # Big enough that a kill lands mid-way through train (batch 8, 3 forward images per sample),
-# small enough for seconds on 2 cores.
-SYNTH_OPTIONS = ["--option", "max_per_class=250", "--option", "val_per_class=3", "--option", "test_per_class=6"]
+# small enough for seconds on 2 cores: 772 train images (the slow tier's kill -9 and torchrun).
+KILL_MAX_PER_CLASS = 250
+# The fast tier's reference: 119 train images, about a second in process.
+SMALL_MAX_PER_CLASS = 40
 
 
-def extract_args(out: Path, *extra: str, views: int = 2, batch_size: int = 8, workers: int = 0) -> list[str]:
-    return ["extract", "--dataset", "synthetic", *SYNTH_OPTIONS, "--model", "ltb-tiny-vit",
+def synth_options(max_per_class: int) -> list[str]:
+    return ["--option", f"max_per_class={max_per_class}", "--option", "val_per_class=3",
+            "--option", "test_per_class=6"]
+
+
+def extract_args(out: Path, *extra: str, views: int = 2, batch_size: int = 8, workers: int = 0,
+                 max_per_class: int = KILL_MAX_PER_CLASS) -> list[str]:
+    return ["extract", "--dataset", "synthetic", *synth_options(max_per_class), "--model", "ltb-tiny-vit",
             "--pretrained", "none", "--splits", "train,val,test", "--views", str(views),
             "--batch-size", str(batch_size), "--workers", str(workers), "--seed", "3", "--device", "cpu",
             "--out", str(out), *extra]

@@ -1,16 +1,13 @@
-"""`ltbench adapt` and `ltbench eval` end to end (subprocesses), and every bad input they refuse."""
+"""`ltbench adapt` and `ltbench eval` end to end (in process), and every bad input they refuse."""
 
 import json
-import subprocess
 
 import h5py
 import pytest
 
+from _cli import run_cli
 from _env_helpers import assert_environment
 from lt_bench.features.synthetic import make_synthetic_cache
-
-# Subprocesses import torch and faiss: a few seconds each on 2 shared cores.
-pytestmark = pytest.mark.slow
 
 SMALL = dict(num_classes=10, dim=16, max_per_class=150, imbalance=30, test_per_class=8, noise=2.0, text_noise=1.5)
 
@@ -38,27 +35,16 @@ def caches(tmp_path_factory):
     return out
 
 
-def run(ltbench, env, *args):
-    return subprocess.run([*ltbench, *map(str, args)], capture_output=True, text=True, env=env, timeout=120)
-
-
 @pytest.fixture(scope="module")
-def head(caches, tmp_path_factory):
+def head(caches):
     """A ballad head trained through the CLI on the main cache (shared by the mismatch tests)."""
-    import os
-    import sys
-    from pathlib import Path
-
-    exe = Path(sys.executable).with_name("ltbench")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "lt_bench_cli"]
     out = caches["dir"] / "head.pt"
-    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
-    r = run(cmd, env, "adapt", caches["main"], "--head", "ballad", "--epochs", "3", "--out", out, "--seed", "1")
+    r = run_cli("adapt", caches["main"], "--head", "ballad", "--epochs", "3", "--out", out, "--seed", "1")
     assert r.returncode == 0, r.stderr
     return out, r
 
 
-def test_adapt_eval_happy_path(ltbench, subprocess_env, caches, head):
+def test_adapt_eval_happy_path(caches, head):
     path, r = head
     assert "final loss" in r.stderr and r.stdout.strip() == str(path)
     cfg = path.with_name(path.name + ".config.toml").read_text()
@@ -69,7 +55,7 @@ def test_adapt_eval_happy_path(ltbench, subprocess_env, caches, head):
     assert 'schedule = "reference"' in cfg and 'select = "best-val"' in cfg  # ballad's defaults
     assert "no val split" in r.stderr  # the main cache has none: best-val keeps the last epoch and says so
     out = caches["dir"] / "res.json"
-    r = run(ltbench, subprocess_env, "eval", caches["main"], "--head", path, "--json", out, "--posthoc-tau", "0.5")
+    r = run_cli("eval", caches["main"], "--head", path, "--json", out, "--posthoc-tau", "0.5")
     assert r.returncode == 0, r.stderr
     assert "overall" in r.stdout and "few" in r.stdout
     res = json.loads(out.read_text())
@@ -88,9 +74,9 @@ def test_adapt_eval_happy_path(ltbench, subprocess_env, caches, head):
 
 
 @pytest.mark.parametrize("baseline", ["zeroshot", "ncm", "knn"])
-def test_eval_baselines(ltbench, subprocess_env, caches, baseline):
+def test_eval_baselines(caches, baseline):
     out = caches["dir"] / f"{baseline}.json"
-    r = run(ltbench, subprocess_env, "eval", caches["main"], "--baseline", baseline, "--k", "5", "--json", out)
+    r = run_cli("eval", caches["main"], "--baseline", baseline, "--k", "5", "--json", out)
     assert r.returncode == 0, r.stderr
     res = json.loads(out.read_text())
     assert res["head"] == baseline and res["kind"] == "baseline" and 0 <= res["metrics"]["overall"] <= 100
@@ -100,8 +86,8 @@ def test_eval_baselines(ltbench, subprocess_env, caches, baseline):
 
 @pytest.mark.parametrize("other,field", [("model", "model"), ("dataset", "dataset"), ("dimension", "embed_dim"),
                                          ("classes", "num_classes")])
-def test_eval_refuses_head_of_another_cache(ltbench, subprocess_env, caches, head, other, field):
-    r = run(ltbench, subprocess_env, "eval", caches[other], "--head", head[0])
+def test_eval_refuses_head_of_another_cache(caches, head, other, field):
+    r = run_cli("eval", caches[other], "--head", head[0])
     assert r.returncode == 1
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("ltbench: error: ") and "made on another cache" in last and field in last, r.stderr
@@ -130,22 +116,17 @@ BAD = {
 }
 
 
-@pytest.mark.parametrize("case", list(BAD))
-def test_bad_input(ltbench, subprocess_env, caches, case):
-    args, expected = BAD[case]
-    fmt = {k: str(v) for k, v in caches.items()}
-    r = run(ltbench, subprocess_env, *[a.format(**fmt) for a in args])
-    assert r.returncode == 1, (r.returncode, r.stderr)
-    last = r.stderr.strip().splitlines()[-1]
-    assert last.startswith("ltbench: error: ") and expected in last, r.stderr  # one line says what to fix
-    assert not (caches["dir"] / "x.pt").exists()
+# exit 2 for a usage error (a value outside the choices), 1 for a runtime error
+CASES = {**{k: (*v, 2) for k, v in BAD_CHOICE.items()}, **{k: (*v, 1) for k, v in BAD.items()}}
 
 
-@pytest.mark.parametrize("case", list(BAD_CHOICE))
-def test_bad_choice_is_a_usage_error(ltbench, subprocess_env, caches, case):
-    args, expected = BAD_CHOICE[case]
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input(caches, case):
+    args, expected, code = CASES[case]
     fmt = {k: str(v) for k, v in caches.items()}
-    r = run(ltbench, subprocess_env, *[a.format(**fmt) for a in args])
-    assert r.returncode == 2, (r.returncode, r.stderr)
+    r = run_cli(*[a.format(**fmt) for a in args])
+    assert r.returncode == code, (r.returncode, r.stderr)
     assert expected in r.stderr and "Traceback" not in r.stderr
+    if code == 1:  # one line says what to fix
+        assert r.stderr.strip().splitlines()[-1].startswith("ltbench: error: "), r.stderr
     assert not (caches["dir"] / "x.pt").exists()

@@ -8,6 +8,7 @@ from lt_bench.errors import LTBenchError
 
 @pytest.fixture(scope="module")
 def cifar_root(tmp_path_factory):
+    """The real 150 MB of pickles (the recipe needs 500 train images per class), written once per module."""
     root = tmp_path_factory.mktemp("cifar")
     write_cifar100(root)
     return root
@@ -18,7 +19,6 @@ def cifar100(cifar_root):
     return load_dataset("cifar100_lt", root=cifar_root)
 
 
-@pytest.mark.slow  # writes and reads 150 MB of pickles
 def test_imbalance_100_counts_and_groups(cifar100):
     ds = cifar100
     assert ds.num_classes == 100 and ds.classnames[4] == "aquarium fish"
@@ -35,7 +35,6 @@ def test_imbalance_100_counts_and_groups(cifar100):
     assert ds.split("test").load_image(0).size == (32, 32)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("imb,total,last", [(10, 19_573, 50), (50, 12_608, 10)])
 def test_other_imbalance_factors(cifar_root, imb, total, last):
     ds = load_dataset("cifar100_lt", root=cifar_root, imbalance=imb)
@@ -69,7 +68,6 @@ def test_selection_matches_cao_reference_code(cifar_root, cifar100):
     assert np.array_equal(ds.split("train").arrays[0][..., 0], d[b"data"][i, :1024].reshape(32, 32))
 
 
-@pytest.mark.slow
 def test_pickles_directly_in_root(tmp_path, cifar_root):
     for f in ("train", "test", "meta"):
         (tmp_path / f).symlink_to(cifar_root / "cifar-100-python" / f)

@@ -13,7 +13,6 @@ def imagenet_tree(tmp_path):
     return root
 
 
-@pytest.mark.slow  # imports open_clip (torch) for the ImageNet names
 def test_imagenet_lt_from_split_files(imagenet_tree):
     ds = load_dataset("imagenet_lt", root=imagenet_tree)
     assert ds.num_classes == 1000

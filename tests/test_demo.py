@@ -4,6 +4,8 @@ import json
 
 import pytest
 
+from _cli import run_cli
+
 from conftest import FASHION_MNIST_DIR
 
 
@@ -13,20 +15,11 @@ METHODS = ["zero-shot (Phase A)", "BALLAD", "cosine + LA loss", "NCM", "kNN"]
 REDUCED = ["--epochs", "2", "--views", "1", "--head-epochs", "2", "--workers", "0"]
 
 
-def run_cli(argv, capsys):
-    from lt_bench_cli.app import main
-
-    with pytest.raises(SystemExit) as e:
-        main(argv)
-    out, err = capsys.readouterr()
-    return e.value.code, out, err
-
-
 @pytest.mark.slow
 @needs_fmnist
-def test_reduced_demo_runs_then_reuses_its_steps(capsys, tmp_path):
+def test_reduced_demo_runs_then_reuses_its_steps(tmp_path):
     out = tmp_path / "demo"
-    code, stdout, err = run_cli(["demo", "--out", str(out), *REDUCED], capsys)
+    code, stdout, err = run_cli("demo", "--out", str(out), *REDUCED)
     assert code == 0, err[-2000:]
     for m in METHODS:  # one table row per method, on stdout
         assert m in stdout
@@ -43,7 +36,7 @@ def test_reduced_demo_runs_then_reuses_its_steps(capsys, tmp_path):
     assert (out / "config.toml").is_file() and (out / "finetune" / "best.pt").is_file()
 
     cache_mtime = (out / "features.h5").stat().st_mtime_ns
-    code, _, err = run_cli(["demo", "--out", str(out), *REDUCED], capsys)
+    code, _, err = run_cli("demo", "--out", str(out), *REDUCED)
     assert code == 0, err[-2000:]
     assert "reused finished steps: finetune, extract, adapt BALLAD, adapt cosine + LA loss" in err
     assert (out / "features.h5").stat().st_mtime_ns == cache_mtime
@@ -51,8 +44,8 @@ def test_reduced_demo_runs_then_reuses_its_steps(capsys, tmp_path):
     assert again == {k: v["metrics"] for k, v in records.items()}  # same inputs, same numbers
 
 
-def test_demo_without_fashion_mnist_says_how_to_get_it(capsys, tmp_path):
-    code, _, err = run_cli(["demo", "--out", str(tmp_path / "d"), "--root", str(tmp_path / "nowhere")], capsys)
+def test_demo_without_fashion_mnist_says_how_to_get_it(tmp_path):
+    code, _, err = run_cli("demo", "--out", str(tmp_path / "d"), "--root", str(tmp_path / "nowhere"))
     assert code == 1
     lines = [line for line in err.splitlines() if line.strip()]
     assert lines[-1].startswith("ltbench: error:") and "Fashion-MNIST" in lines[-1]

@@ -1,4 +1,4 @@
-"""`ltbench extract` end to end: real subprocesses, real HDF5, kill -9 and torchrun."""
+"""`ltbench extract` end to end: real HDF5, in process; kill -9 and torchrun in real processes (slow tier)."""
 
 from __future__ import annotations
 
@@ -15,16 +15,13 @@ import h5py
 import numpy as np
 import pytest
 
+from _cli import run_cli
 from _data_helpers import write_png
-from _extract_helpers import assert_same_arrays, extract_args, run
+from _extract_helpers import SMALL_MAX_PER_CLASS, assert_same_arrays, extract_args, run
 from conftest import ltbench_cmd
 from lt_bench.data import load_dataset
 from lt_bench.errors import CacheError
 from lt_bench.features import FeatureCache, partial_path
-
-# every test here runs `ltbench extract` in real subprocesses (seconds each)
-pytestmark = pytest.mark.slow
-
 
 def _env() -> dict:
     env = dict(os.environ)
@@ -33,17 +30,26 @@ def _env() -> dict:
     return env
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> Path:
-    """One uninterrupted single-process extraction every other test compares against."""
-    out = tmp_path_factory.mktemp("ref") / "ref.h5"
-    r = run(ltbench_cmd() + extract_args(out), _env())
+def _reference(out: Path, **size) -> Path:
+    r = run_cli(*extract_args(out, **size))
     assert r.returncode == 0, r.stderr
     assert "images/s" in r.stderr and str(out) in r.stdout
     return out
 
 
-def _one_line_error(r: subprocess.CompletedProcess) -> str:
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """One uninterrupted single-process extraction the kill -9 and torchrun runs compare against."""
+    return _reference(tmp_path_factory.mktemp("ref") / "ref.h5")
+
+
+@pytest.fixture(scope="module")
+def small_reference(tmp_path_factory) -> Path:
+    """The same extraction at the fast tier's size (119 train images instead of 772)."""
+    return _reference(tmp_path_factory.mktemp("ref") / "small.h5", max_per_class=SMALL_MAX_PER_CLASS)
+
+
+def _one_line_error(r) -> str:
     assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
     lines = [ln for ln in r.stderr.splitlines() if ln.startswith("ltbench: error:")]
     assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
@@ -52,8 +58,9 @@ def _one_line_error(r: subprocess.CompletedProcess) -> str:
 
 # -- schema ------------------------------------------------------------------------------------
 
-def test_cache_schema(reference):
-    ds = load_dataset("synthetic", max_per_class=250, val_per_class=3, test_per_class=6)
+def test_cache_schema(small_reference):
+    reference, mpc = small_reference, SMALL_MAX_PER_CLASS
+    ds = load_dataset("synthetic", max_per_class=mpc, val_per_class=3, test_per_class=6)
     with h5py.File(reference, "r") as f:
         a = f.attrs
         assert a["format"] == "lt_bench.features" and int(a["format_version"]) == 1
@@ -61,8 +68,8 @@ def test_cache_schema(reference):
         assert a["dataset"] == "synthetic" and int(a["num_classes"]) == 10 and int(a["embed_dim"]) == 64
         assert bool(a["normalized"]) and a["lt_bench_version"] and "T" in a["created"]
         config = json.loads(a["config"])
-        assert config["option"] == {"max_per_class": 250, "val_per_class": 3, "test_per_class": 6}
-        assert config["identity"]["dataset_options"]["max_per_class"] == 250
+        assert config["option"] == {"max_per_class": mpc, "val_per_class": 3, "test_per_class": 6}
+        assert config["identity"]["dataset_options"]["max_per_class"] == mpc
         assert config["views"] == 2 and config["templates"] == "simple" and config["seed"] == 3
         c, d = 10, 64
         names = [s.decode() for s in f["classes/names"][()]]
@@ -103,11 +110,11 @@ def test_cache_schema(reference):
     assert not partial_path(reference).exists()
 
 
-def test_rerun_is_up_to_date(reference, tmp_path):
+def test_rerun_is_up_to_date(small_reference, tmp_path):
     out = tmp_path / "copy.h5"
-    shutil.copyfile(reference, out)
+    shutil.copyfile(small_reference, out)
     before = out.read_bytes()
-    r = run(ltbench_cmd() + extract_args(out), _env())
+    r = run_cli(*extract_args(out, max_per_class=SMALL_MAX_PER_CLASS))
     assert r.returncode == 0, r.stderr
     assert "up to date" in r.stdout and out.read_bytes() == before
 
@@ -122,6 +129,7 @@ def _n_done(part: Path) -> int:
         return 0
 
 
+@pytest.mark.slow  # kills a real process
 def test_resume_after_kill9(reference, tmp_path):
     out = tmp_path / "killed.h5"
     part = partial_path(out)
@@ -149,7 +157,7 @@ def test_resume_after_kill9(reference, tmp_path):
     with pytest.raises(CacheError, match="incomplete"):
         FeatureCache(out)
 
-    r = run(cmd, _env())
+    r = run_cli(*extract_args(out))  # the rerun: in process (the kill above is the real one)
     assert r.returncode == 0, r.stderr
     assert "resuming" in r.stderr
     assert not part.exists() and out.exists()
@@ -161,6 +169,7 @@ def test_resume_after_kill9(reference, tmp_path):
 
 # -- torchrun ------------------------------------------------------------------------------------
 
+@pytest.mark.slow  # two real processes under torchrun
 def test_torchrun_two_processes_same_file(reference, tmp_path):
     torchrun = Path(sys.executable).with_name("torchrun")
     if not torchrun.exists():
@@ -196,16 +205,16 @@ def test_bad_images_stop_or_skip(tmp_path):
     root = tmp_path / "data"
     corrupt, missing = _folder_dataset(root)
     out = tmp_path / "f.h5"
-    base = ltbench_cmd() + ["extract", "--dataset", "folder", "--root", str(root), "--model", "ltb-tiny-rn",
-                            "--pretrained", "none", "--splits", "train,test", "--batch-size", "2",
-                            "--views", "1", "--out", str(out)]
+    base = ["extract", "--dataset", "folder", "--root", str(root), "--model", "ltb-tiny-rn",
+            "--pretrained", "none", "--splits", "train,test", "--batch-size", "2",
+            "--views", "1", "--out", str(out)]
     # a DataLoader worker meets the corrupt file: one clean line naming it, nothing moved into place
-    r = run(base + ["--workers", "1"], _env())
+    r = run_cli(*base, "--workers", "1")
     line = _one_line_error(r)
     assert corrupt in line and "--skip-bad" in line
     assert not out.exists() and partial_path(out).exists()
     # the same command with --skip-bad resumes and records both bad images
-    r = run(base + ["--workers", "0", "--skip-bad"], _env())
+    r = run_cli(*base, "--workers", "0", "--skip-bad")
     assert r.returncode == 0, r.stderr
     assert "train 10 rows (2 skipped)" in r.stdout
     with FeatureCache(out) as c:
@@ -221,22 +230,22 @@ def test_unknown_model(tmp_path):
     out = tmp_path / "f.h5"
     args = extract_args(out)
     args[args.index("ltb-tiny-vit")] = "ltb-huge-vit"
-    line = _one_line_error(run(ltbench_cmd() + args, _env()))
+    line = _one_line_error(run_cli(*args))
     assert "unknown model 'ltb-huge-vit'" in line and "ltb-tiny-vit" in line
     assert not out.exists() and not partial_path(out).exists()
 
 
-def test_output_of_another_model_refused_then_overwritten(reference, tmp_path):
+def test_output_of_another_model_refused_then_overwritten(small_reference, tmp_path):
     out = tmp_path / "f.h5"
-    shutil.copyfile(reference, out)
+    shutil.copyfile(small_reference, out)
     before = out.read_bytes()
     small = ["extract", "--dataset", "synthetic", "--option", "max_per_class=20", "--model", "ltb-tiny-rn",
              "--pretrained", "none", "--splits", "test", "--workers", "0", "--out", str(out)]
-    line = _one_line_error(run(ltbench_cmd() + small, _env()))
+    line = _one_line_error(run_cli(*small))
     assert "belongs to another extraction" in line and "ltb-tiny-vit" in line and "ltb-tiny-rn" in line
     assert "max_per_class" in line and "--overwrite" in line
     assert out.read_bytes() == before and not partial_path(out).exists()
-    r = run(ltbench_cmd() + small + ["--overwrite"], _env())
+    r = run_cli(*small, "--overwrite")
     assert r.returncode == 0, r.stderr
     with FeatureCache(out) as c:
         assert c.attrs["model"] == "ltb-tiny-rn" and c.splits == ["test"]

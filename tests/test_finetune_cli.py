@@ -1,4 +1,5 @@
-"""`ltbench finetune` end to end: real subprocesses, real (tiny) training on CPU."""
+"""`ltbench finetune` end to end, real (tiny) training on CPU: in process, and in real processes where
+the process is the point (kill -9, torchrun). Every test here trains for seconds: slow tier."""
 
 import json
 import os
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from _cli import run_cli
 from conftest import FASHION_MNIST_DIR
 
 TINY = ["--model", "ltb-tiny-vit", "--pretrained", "none", "--workers", "0", "--device", "cpu"]
@@ -19,8 +21,17 @@ SYN = ["--dataset", "synthetic", "--option", "max_per_class=100"]  # 10 classes,
 
 
 def run(cmd, env, timeout=120, check=True):
+    """A real process (torchrun)."""
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     if check and r.returncode != 0:
+        raise AssertionError(f"exit {r.returncode}\n{r.stderr[-3000:]}")
+    return r
+
+
+def ltbench_ok(*argv):
+    """`ltbench ARGV` in process; it must succeed."""
+    r = run_cli(*argv)
+    if r.returncode != 0:
         raise AssertionError(f"exit {r.returncode}\n{r.stderr[-3000:]}")
     return r
 
@@ -42,9 +53,9 @@ def torchrun_cmd(n: int) -> list[str]:
 
 
 @pytest.mark.slow
-def test_synthetic_learns_and_checkpoint_loads_everywhere(ltbench, subprocess_env, tmp_path):
+def test_synthetic_learns_and_checkpoint_loads_everywhere(tmp_path):
     out = tmp_path / "run"
-    r = run(ltbench + ["finetune", *SYN, *TINY, *LEARN, "--epochs", "4", "--out", str(out)], subprocess_env)
+    r = ltbench_ok("finetune", *SYN, *TINY, *LEARN, "--epochs", "4", "--out", out)
     summary = json.loads(r.stdout.strip().splitlines()[-1])
     rows = metrics(out)
     assert [row["epoch"] for row in rows] == [1, 2, 3, 4]
@@ -77,7 +88,7 @@ def test_synthetic_learns_and_checkpoint_loads_everywhere(ltbench, subprocess_en
 
 
 @pytest.mark.slow
-def test_fashion_mnist_lt_learns(ltbench, subprocess_env, tmp_path):
+def test_fashion_mnist_lt_learns(tmp_path):
     from lt_bench.data import list_datasets
 
     if "fashion_mnist_lt" not in list_datasets():
@@ -87,9 +98,9 @@ def test_fashion_mnist_lt_learns(ltbench, subprocess_env, tmp_path):
     out = tmp_path / "fm"
     # the tiny ResNet learns grey 28 px clothes from scratch faster than the tiny ViT
     tiny_rn = ["--model", "ltb-tiny-rn", *TINY[2:]]
-    run(ltbench + ["finetune", "--dataset", "fashion_mnist_lt", "--option", "max_per_class=100",
-                   "--option", "imbalance=5", "--option", "val_per_class=10", *tiny_rn, *LEARN,
-                   "--epochs", "5", "--out", str(out)], subprocess_env)
+    ltbench_ok("finetune", "--dataset", "fashion_mnist_lt", "--option", "max_per_class=100",
+               "--option", "imbalance=5", "--option", "val_per_class=10", *tiny_rn, *LEARN,
+               "--epochs", "5", "--out", out)
     rows = metrics(out)
     assert len(rows) == 5
     assert rows[-1]["train_loss"] < rows[0]["train_loss"]
@@ -97,12 +108,12 @@ def test_fashion_mnist_lt_learns(ltbench, subprocess_env, tmp_path):
 
 
 @pytest.mark.slow
-def test_torchrun_two_procs_equal_one_proc_with_double_batch(ltbench, subprocess_env, tmp_path):
+def test_torchrun_two_procs_equal_one_proc_with_double_batch(subprocess_env, tmp_path):
     """One SGD step, class loss: 2 processes x 8 images == 1 process x 16 (gloo, CPU)."""
     args = [*SYN, *TINY, "--optimizer", "sgd", "--lr", "0.05", "--batch-size", "16", "--epochs", "1",
             "--steps-per-epoch", "1", "--no-augment", "--seed", "3"]
     one, two = tmp_path / "one", tmp_path / "two"
-    run(ltbench + ["finetune", *args, "--out", str(one)], subprocess_env)
+    ltbench_ok("finetune", *args, "--out", one)
     r = run(torchrun_cmd(2) + ["finetune", *args, "--out", str(two)], subprocess_env, timeout=180)
     assert "2 processes, backend gloo" in r.stderr
     assert json.loads(r.stdout.strip().splitlines()[-1])["world_size"] == 2  # rank 0 alone prints
@@ -137,7 +148,7 @@ def test_torchrun_two_procs_trains(subprocess_env, tmp_path):
 def test_kill9_then_resume_matches_uninterrupted(ltbench, subprocess_env, tmp_path):
     args = [*SYN, *TINY, *LEARN, "--epochs", "3", "--seed", "7"]
     ref = tmp_path / "ref"
-    run(ltbench + ["finetune", *args, "--out", str(ref)], subprocess_env)
+    ltbench_ok("finetune", *args, "--out", ref)
 
     out = tmp_path / "killed"
     p = subprocess.Popen(ltbench + ["finetune", *args, "--out", str(out)], env=subprocess_env,
@@ -156,11 +167,11 @@ def test_kill9_then_resume_matches_uninterrupted(ltbench, subprocess_env, tmp_pa
 
     # not resuming a run in progress without --resume: refused, nothing touched
     before = (out / "last.pt").read_bytes()
-    r = run(ltbench + ["finetune", *args, "--out", str(out)], subprocess_env, check=False)
+    r = run_cli("finetune", *args, "--out", out)
     assert r.returncode == 1 and "already holds a run" in r.stderr
     assert (out / "last.pt").read_bytes() == before
 
-    r = run(ltbench + ["finetune", *args, "--out", str(out), "--resume"], subprocess_env)
+    ltbench_ok("finetune", *args, "--out", out, "--resume")
     rows = metrics(out)
     assert [row["epoch"] for row in rows] == [1, 2, 3]
     assert torch.load(out / "last.pt", weights_only=True)["epoch"] == 3

@@ -5,17 +5,16 @@ import subprocess
 import pytest
 import torch
 
-from lt_bench_cli.app import main
+from _cli import run_cli
 
 BASE = ["finetune", "--dataset", "synthetic", "--model", "ltb-tiny-vit", "--pretrained", "none",
         "--workers", "0", "--device", "cpu", "--batch-size", "8", "--epochs", "1"]
 
 
-def fails(argv, capsys) -> str:
-    with pytest.raises(SystemExit) as e:
-        main(argv)
-    err = capsys.readouterr().err.strip()
-    assert e.value.code == 1, err
+def fails(argv) -> str:
+    code, _, err = run_cli(*argv)
+    err = err.strip()
+    assert code == 1, err
     assert err.startswith("ltbench: error: ") and "\n" not in err, err
     return err
 
@@ -27,30 +26,30 @@ def fake_last(run_dir, model="ltb-tiny-vit", dataset="synthetic"):
     return (run_dir / "last.pt").read_bytes()
 
 
-def test_resume_checkpoint_of_another_model(tmp_path, capsys):
+def test_resume_checkpoint_of_another_model(tmp_path):
     before = fake_last(tmp_path, model="ltb-tiny-rn")
-    err = fails(BASE + ["--out", str(tmp_path), "--resume"], capsys)
+    err = fails(BASE + ["--out", str(tmp_path), "--resume"])
     assert "--model ltb-tiny-rn" in err and "--model ltb-tiny-vit" in err
     assert (tmp_path / "last.pt").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
 
 
-def test_resume_checkpoint_of_another_dataset(tmp_path, capsys):
+def test_resume_checkpoint_of_another_dataset(tmp_path):
     before = fake_last(tmp_path, dataset="cifar100_lt")
-    err = fails(BASE + ["--out", str(tmp_path), "--resume"], capsys)
+    err = fails(BASE + ["--out", str(tmp_path), "--resume"])
     assert "--dataset cifar100_lt" in err
     assert (tmp_path / "last.pt").read_bytes() == before
 
 
-def test_resume_without_checkpoint(tmp_path, capsys):
-    err = fails(BASE + ["--out", str(tmp_path / "new"), "--resume"], capsys)
+def test_resume_without_checkpoint(tmp_path):
+    err = fails(BASE + ["--out", str(tmp_path / "new"), "--resume"])
     assert "no " in err and "last.pt to continue" in err
     assert not (tmp_path / "new").exists()
 
 
-def test_run_dir_holding_another_run(tmp_path, capsys):
+def test_run_dir_holding_another_run(tmp_path):
     (tmp_path / "config.toml").write_text("epochs = 3\n")
-    err = fails(BASE + ["--out", str(tmp_path)], capsys)
+    err = fails(BASE + ["--out", str(tmp_path)])
     assert "already holds a run" in err and "--resume" in err and "--overwrite" in err
     assert (tmp_path / "config.toml").read_text() == "epochs = 3\n"
 
@@ -62,8 +61,8 @@ def test_run_dir_holding_another_run(tmp_path, capsys):
     (["--precision", "bf16"], "--precision bf16 needs a CUDA device"),
     (["--option", "max_per_class"], "key=value"),
 ])
-def test_nonsensical_options(tmp_path, capsys, extra, match):
-    err = fails(BASE + ["--out", str(tmp_path / "r")] + extra, capsys)
+def test_nonsensical_options(tmp_path, extra, match):
+    err = fails(BASE + ["--out", str(tmp_path / "r")] + extra)
     assert match in err
     assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
 
@@ -72,20 +71,21 @@ def test_nonsensical_options(tmp_path, capsys, extra, match):
     ("4", "2", "smaller than the 4 processes"),
     ("4", "6", "does not split evenly over 4 processes"),
 ])
-def test_batch_versus_processes(tmp_path, capsys, monkeypatch, world, batch, match):
+def test_batch_versus_processes(tmp_path, monkeypatch, world, batch, match):
     monkeypatch.setenv("WORLD_SIZE", world)  # as torchrun sets it; refused before any rendezvous
     argv = [a if a != "8" else batch for a in BASE]
-    err = fails(argv + ["--out", str(tmp_path / "r")], capsys)
+    err = fails(argv + ["--out", str(tmp_path / "r")])
     assert match in err
 
 
-def test_class_without_training_images(tmp_path, capsys):
+def test_class_without_training_images(tmp_path):
     # int(5 * (1/100) ** (c/9)): 5, 2, 1, 1, 0, ... -> class 4 is the first without images
     err = fails(BASE + ["--out", str(tmp_path / "r"), "--option", "max_per_class=5",
-                        "--option", "imbalance=100"], capsys)
+                        "--option", "imbalance=100"])
     assert "class 4 ('class 4') has no training images" in err
 
 
+@pytest.mark.slow  # the exit status and streams of a real `ltbench` process
 def test_real_process_exit_code(ltbench, subprocess_env, tmp_path):
     r = subprocess.run(ltbench + BASE + ["--out", str(tmp_path / "r"), "--lr", "-1"], env=subprocess_env,
                        capture_output=True, text=True, timeout=120)

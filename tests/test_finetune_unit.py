@@ -140,7 +140,6 @@ def test_checkpoints_record_environment(tmp_path):
     assert best["environment"] == last["environment"]
 
 
-@pytest.mark.slow
 def test_accumulation_equals_the_larger_batch(tmp_path):
     a = _tiny_run(tmp_path, "big", batch_size=16, steps_per_epoch=1)
     b = _tiny_run(tmp_path, "accum", batch_size=8, accum_steps=2, steps_per_epoch=2)
@@ -149,7 +148,6 @@ def test_accumulation_equals_the_larger_batch(tmp_path):
         torch.testing.assert_close(b["state_dict"][k], v, atol=1e-5, rtol=1e-4, msg=k)
 
 
-@pytest.mark.slow
 def test_lock_image_keeps_the_image_tower(tmp_path):
     from lt_bench.models import create_model
 
@@ -179,22 +177,20 @@ def test_freeze_bn_and_locks_set_modes():
     assert sum(p.numel() for p in params) == sum(p.numel() for p in model.visual.parameters())
 
 
-@pytest.mark.slow
-def test_config_file_and_held_out_validation(tmp_path, capsys):
+def test_config_file_and_held_out_validation(tmp_path):
     """--config supplies options (flags win); no val split -> a held-out train slice validates."""
     import json
 
-    from lt_bench_cli.app import main
+    from _cli import run_cli
 
     out = tmp_path / "run"
     cfg = tmp_path / "ft.toml"
     cfg.write_text(f'dataset = "synthetic"\nout = "{out}"\nmodel = "ltb-tiny-vit"\npretrained = "none"\n'
                    'option = ["max_per_class=40", "val_per_class=0"]\nepochs = 5\nbatch-size = 8\n'
                    'workers = 0\nsteps-per-epoch = 2\n')
-    with pytest.raises(SystemExit) as e:
-        main(["finetune", "--config", str(cfg), "--epochs", "1", "--device", "cpu"])
-    assert e.value.code == 0
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    code, stdout, stderr = run_cli("finetune", "--config", cfg, "--epochs", "1", "--device", "cpu")
+    assert code == 0, stderr
+    summary = json.loads(stdout.strip().splitlines()[-1])
     assert summary["epochs"] == 1
     ck = torch.load(out / "last.pt", weights_only=True)
     saved = json.loads(ck["config"])
@@ -204,7 +200,7 @@ def test_config_file_and_held_out_validation(tmp_path, capsys):
     assert 0.0 <= ck["history"][0]["val_acc"] <= 1.0
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # DataLoader worker processes started every epoch of two runs
 def test_same_seed_same_weights_with_workers_and_augmentation(tmp_path):
     from lt_bench.finetune import run_finetune
 
@@ -220,7 +216,6 @@ def test_same_seed_same_weights_with_workers_and_augmentation(tmp_path):
         assert torch.equal(weights[0][k], weights[1][k]), k
 
 
-@pytest.mark.slow
 def test_resume_uses_the_new_hyperparameters(tmp_path):
     first = _tiny_run(tmp_path, "run", batch_size=8, steps_per_epoch=1)
     assert first["optimizer"]["param_groups"][0]["initial_lr"] == 0.05

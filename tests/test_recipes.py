@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+
+from _cli import run_cli
 import typer
 
 from lt_bench.errors import LTBenchError
@@ -11,15 +13,6 @@ from lt_bench.pipeline.reproduce import make_plan
 
 BALLAD = ["ballad_imagenet_lt_rn50", "ballad_imagenet_lt_vitb16", "ballad_places_lt_vitb16",
           "ballad_cifar100_lt_vitb16"]
-
-
-def run_cli(argv, capsys):
-    from lt_bench_cli.app import main
-
-    with pytest.raises(SystemExit) as e:
-        main(argv)
-    out, err = capsys.readouterr()
-    return e.value.code, out, err
 
 
 def real_options(step: str) -> set[str] | None:
@@ -118,17 +111,17 @@ def test_unknown_method(tmp_path):
         load_recipe(p)
 
 
-def test_cli_unknown_key(tmp_path, capsys):
+def test_cli_unknown_key(tmp_path):
     p = write_recipe(tmp_path, extra_extract="colour = 3\n")
-    code, _, err = run_cli(["reproduce", str(p), "--out", str(tmp_path / "o"), "--dry-run"], capsys)
+    code, _, err = run_cli("reproduce", str(p), "--out", str(tmp_path / "o"), "--dry-run")
     assert code == 1
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ltbench: error: ")
     assert "'colour'" in lines[0] and "[extract]" in lines[0]
 
 
-def test_cli_unknown_recipe_lists_shipped(tmp_path, capsys):
-    code, _, err = run_cli(["reproduce", "ballad_mnist", "--out", str(tmp_path / "o")], capsys)
+def test_cli_unknown_recipe_lists_shipped(tmp_path):
+    code, _, err = run_cli("reproduce", "ballad_mnist", "--out", str(tmp_path / "o"))
     assert code == 1
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ltbench: error: unknown recipe 'ballad_mnist'")
@@ -149,10 +142,10 @@ def _commands(out: str) -> list[str]:
     return names
 
 
-def test_dry_run_order(tmp_path, capsys):
+def test_dry_run_order(tmp_path):
     out_dir = tmp_path / "run"
-    code, out, err = run_cli(["reproduce", "ballad_imagenet_lt_vitb16", "--out", str(out_dir), "--root", "/img",
-                              "--splits-dir", "/splits", "--dry-run", "--seed", "3"], capsys)
+    code, out, err = run_cli("reproduce", "ballad_imagenet_lt_vitb16", "--out", str(out_dir), "--root", "/img",
+                              "--splits-dir", "/splits", "--dry-run", "--seed", "3")
     assert code == 0, err
     assert _commands(out) == ["finetune", "extract", "adapt", "eval", "eval", "report"]
     lines = out.strip().splitlines()
@@ -166,9 +159,9 @@ def test_dry_run_order(tmp_path, capsys):
     assert not out_dir.exists()  # a dry run writes nothing
 
 
-def test_dry_run_dataset_options_and_set(tmp_path, capsys):
-    code, out, _ = run_cli(["reproduce", "ballad_cifar100_lt_vitb16", "--out", str(tmp_path / "o"), "--dry-run",
-                            "--set", "adapt.epochs=1", "--set", "finetune.precision=bf16"], capsys)
+def test_dry_run_dataset_options_and_set(tmp_path):
+    code, out, _ = run_cli("reproduce", "ballad_cifar100_lt_vitb16", "--out", str(tmp_path / "o"), "--dry-run",
+                            "--set", "adapt.epochs=1", "--set", "finetune.precision=bf16")
     assert code == 0
     lines = out.splitlines()
     assert "--option imbalance=100" in lines[0] and "--precision bf16" in lines[0]
@@ -211,18 +204,18 @@ def test_finetune_last_checkpoint_epochs(tmp_path):
     assert plan.steps[0].skip and "all 1 epochs" in plan.steps[0].reason
 
 
-def test_bad_value_refused_when_the_plan_is_made(tmp_path, capsys):
+def test_bad_value_refused_when_the_plan_is_made(tmp_path):
     """A recipe value a step would refuse stops reproduce before any step runs (even --dry-run)."""
     for override, flag in (("adapt.epochs=-1", "--epochs"), ("finetune.epochs=0", "--epochs"),
                            ("extract.views=-2", "--views"), ('finetune.epochs="ten"', "--epochs")):
-        code, out, err = run_cli(["reproduce", "smoke", "--out", str(tmp_path / "o"), "--set", override,
-                                  "--dry-run"], capsys)
+        code, out, err = run_cli("reproduce", "smoke", "--out", str(tmp_path / "o"), "--set", override,
+                                  "--dry-run")
         assert code == 1 and flag in err and out == "", (override, err)
     assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.slow
-def test_reproduce_end_to_end_synthetic(tmp_path, capsys):
+def test_reproduce_end_to_end_synthetic(tmp_path):
     """The real pipeline on a tiny synthetic set; a rerun skips every step."""
     import json
 
@@ -255,7 +248,7 @@ methods = ["zeroshot", "ballad"]
 ''')
     out = tmp_path / "run"
     argv = ["reproduce", str(recipe), "--out", str(out), "--device", "cpu", "--format", "csv"]
-    code, stdout, err = run_cli(argv, capsys)
+    code, stdout, err = run_cli(*argv)
     assert code == 0, err[-3000:]
     for f in ("finetune/best.pt", "features.h5", "heads/ballad.pt",
               "results/zeroshot.json", "results/ballad.json", "plan.sh", "recipe.toml", "per_class.png"):
@@ -264,12 +257,12 @@ methods = ["zeroshot", "ballad"]
     assert json.loads((out / "results" / "ballad.json").read_text())["head"] == "ballad"
     assert stdout.splitlines()[0].startswith("dataset,method")
     assert {line.split(",")[1] for line in stdout.splitlines()[1:]} == {"zeroshot", "ballad"}
-    code, again, err = run_cli(argv, capsys)
+    code, again, err = run_cli(*argv)
     assert code == 0 and again == stdout
     assert err.count("skip ") == 5 and "[1/" not in err
     # one result removed: only that evaluation runs again; the plan says so first
     (out / "results" / "zeroshot.json").unlink()
-    code, dry, _ = run_cli([*argv, "--dry-run"], capsys)
+    code, dry, _ = run_cli(*argv, "--dry-run")
     assert _commands(dry) == ["skip finetune", "skip extract", "skip adapt", "eval", "skip eval", "report"]
-    code, _, err = run_cli(argv, capsys)
+    code, _, err = run_cli(*argv)
     assert code == 0 and "[1/1] eval zeroshot" in err

@@ -6,13 +6,13 @@ import csv
 import io
 import json
 import statistics
-import subprocess
 
 import numpy as np
 import pytest
 
 from _env_helpers import assert_environment
 from lt_bench import __version__
+from _cli import run_cli
 from lt_bench.errors import LTBenchError
 from lt_bench.report import (aggregate, build_tables, load_published, load_result, load_results,
                              normalize_backbone, render_csv, render_latex, render_markdown, result_record,
@@ -49,15 +49,6 @@ def fake_result(path, *, head="ballad", dataset="imagenet_lt", model="ViT-B-16",
     return path
 
 
-def run_cli(argv, capsys):
-    from lt_bench_cli.app import main
-
-    with pytest.raises(SystemExit) as e:
-        main(argv)
-    out, err = capsys.readouterr()
-    return e.value.code, out, err
-
-
 @pytest.fixture
 def seeds3(tmp_path):
     vals = [(70.0, 81.0, 66.0, 52.0), (72.0, 80.0, 67.5, 55.0), (74.5, 82.5, 66.0, 51.0)]
@@ -87,9 +78,9 @@ def test_published_data_matches_reference():
     assert all(e.citation for e in pub.values())
 
 
-def test_seeds_mean_std_and_published_rows_md(seeds3, capsys):
+def test_seeds_mean_std_and_published_rows_md(seeds3):
     paths, vals = seeds3
-    code, out, err = run_cli(["report", *map(str, paths), "--format", "md", "--no-bold-best"], capsys)
+    code, out, err = run_cli("report", *map(str, paths), "--format", "md", "--no-bold-best")
     assert code == 0, err
     for j, name in enumerate(("overall", "many", "medium", "few")):
         col = [v[j] for v in vals]
@@ -104,15 +95,15 @@ def test_seeds_mean_std_and_published_rows_md(seeds3, capsys):
     assert out.startswith("### ImageNet-LT (imagenet_lt)")
 
 
-def test_no_published(seeds3, capsys):
-    code, out, _ = run_cli(["report", *map(str, seeds3[0]), "-f", "md", "--no-published"], capsys)
+def test_no_published(seeds3):
+    code, out, _ = run_cli("report", *map(str, seeds3[0]), "-f", "md", "--no-published")
     assert code == 0 and "75.7" not in out and "published" not in out
 
 
-def test_latex_booktabs_escaped(tmp_path, capsys):
+def test_latex_booktabs_escaped(tmp_path):
     p1 = fake_result(tmp_path / "a.json", head="my_head&co", overall=71.0)
     p2 = fake_result(tmp_path / "b.json", head="zeroshot", overall=60.0, many=None)
-    code, out, _ = run_cli(["report", str(p1), str(p2), "--format", "latex"], capsys)
+    code, out, _ = run_cli("report", str(p1), str(p2), "--format", "latex")
     assert code == 0
     for tag in (r"\toprule", r"\midrule", r"\bottomrule", r"\begin{tabular}", r"\end{table}"):
         assert tag in out
@@ -123,9 +114,9 @@ def test_latex_booktabs_escaped(tmp_path, capsys):
     assert " & - & " in zs  # null many-shot -> dash
 
 
-def test_csv(seeds3, tmp_path, capsys):
+def test_csv(seeds3, tmp_path):
     out_file = tmp_path / "t.csv"
-    code, out, _ = run_cli(["report", *map(str, seeds3[0]), "--format", "csv", "--out", str(out_file)], capsys)
+    code, out, _ = run_cli("report", *map(str, seeds3[0]), "--format", "csv", "--out", str(out_file))
     assert code == 0 and out == ""
     rows = list(csv.DictReader(io.StringIO(out_file.read_text())))
     mine = [r for r in rows if r["published"] == "no"]
@@ -139,24 +130,24 @@ def test_csv(seeds3, tmp_path, capsys):
     assert not list(tmp_path.glob(".t.csv.*"))  # no temp file left behind
 
 
-def test_rich_default(seeds3, capsys):
-    code, out, _ = run_cli(["report", *map(str, seeds3[0])], capsys)
+def test_rich_default(seeds3):
+    code, out, _ = run_cli("report", *map(str, seeds3[0]))
     assert code == 0
     assert "ImageNet-LT" in out and "ballad" in out and "75.7" in out and "± " in out
 
 
-def test_rich_to_file(seeds3, tmp_path, capsys):
+def test_rich_to_file(seeds3, tmp_path):
     f = tmp_path / "table.txt"
-    code, out, _ = run_cli(["report", *map(str, seeds3[0]), "--out", str(f)], capsys)
+    code, out, _ = run_cli("report", *map(str, seeds3[0]), "--out", str(f))
     assert code == 0 and out == "" and "BALLAD" in f.read_text()
     assert 'out = "' in (tmp_path / "table.txt.config.toml").read_text()  # resolved options beside the output
 
 
-def test_mixed_datasets_separate_tables(tmp_path, capsys):
+def test_mixed_datasets_separate_tables(tmp_path):
     a = fake_result(tmp_path / "a.json", dataset="imagenet_lt")
     b = fake_result(tmp_path / "b.json", dataset="places_lt", overall=48.0)
     c = fake_result(tmp_path / "c.json", dataset="cifar100_lt", counts=[500, 200, 100, 50, 20, 5])
-    code, out, err = run_cli(["report", str(a), str(b), str(c), "-f", "md"], capsys)
+    code, out, err = run_cli("report", str(a), str(b), str(c), "-f", "md")
     assert code == 0
     assert out.count("### ") == 3
     assert "### ImageNet-LT" in out and "### Places-LT" in out and "### CIFAR-100-LT" in out
@@ -205,12 +196,12 @@ def test_null_group_and_single_run(tmp_path):
     assert "\\pm" not in render_latex([t])
 
 
-def test_plot_png(seeds3, tmp_path, capsys):
+def test_plot_png(seeds3, tmp_path):
     import matplotlib.image
 
     zs = fake_result(tmp_path / "zs.json", head="zeroshot", model="RN50")
     png = tmp_path / "plot.png"
-    code, _, err = run_cli(["report", *map(str, seeds3[0]), str(zs), "-f", "md", "--plot", str(png)], capsys)
+    code, _, err = run_cli("report", *map(str, seeds3[0]), str(zs), "-f", "md", "--plot", str(png))
     assert code == 0, err
     data = png.read_bytes()
     assert len(data) > 0 and data[:8] == b"\x89PNG\r\n\x1a\n"
@@ -233,12 +224,11 @@ def test_not_a_result_in_process(tmp_path, drop, missing):
         load_result(p)
 
 
-def test_not_a_result_cli(tmp_path, ltbench, subprocess_env):
+def test_not_a_result_cli(tmp_path):
     good = fake_result(tmp_path / "good.json")
     bad = tmp_path / "other.json"
     bad.write_text(json.dumps({"accuracy": 0.5}))
-    proc = subprocess.run([*ltbench, "report", str(good), str(bad)], capture_output=True, text=True,
-                          env=subprocess_env, timeout=120)
+    proc = run_cli("report", good, bad)
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ltbench: error: ")
@@ -246,12 +236,12 @@ def test_not_a_result_cli(tmp_path, ltbench, subprocess_env):
     assert proc.stdout == ""
 
 
-def test_not_json_and_missing_file(tmp_path, capsys):
+def test_not_json_and_missing_file(tmp_path):
     p = tmp_path / "x.json"
     p.write_text("not json")
-    code, _, err = run_cli(["report", str(p)], capsys)
+    code, _, err = run_cli("report", str(p))
     assert code == 1 and err.startswith("ltbench: error: ") and "x.json is not valid JSON" in err
-    code, _, err = run_cli(["report", str(tmp_path / "missing.json")], capsys)
+    code, _, err = run_cli("report", str(tmp_path / "missing.json"))
     assert code == 1 and "does not exist" in err
 
 
