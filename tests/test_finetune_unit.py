@@ -123,6 +123,8 @@ def test_class_loss_is_a_global_batch_mean():
 def _tiny_run(tmp_path, name, **kw):  # one process, no augmentation, SGD
     from lt_bench.finetune import run_finetune
 
+    kw.setdefault("schedule", "cosine")  # one epoch: the reference staircase would train it at lr 0
+
     cfg = FinetuneConfig(dataset="synthetic", out=str(tmp_path / name), model="ltb-tiny-vit", pretrained="none",
                          dataset_options={"max_per_class": 40}, epochs=1, optimizer="sgd", lr=0.05,
                          augment=False, workers=0, device="cpu", seed=1, **kw)
