@@ -110,7 +110,7 @@ def test_fashion_mnist_lt_learns(tmp_path):
 @pytest.mark.slow
 def test_torchrun_two_procs_equal_one_proc_with_double_batch(subprocess_env, tmp_path):
     """One SGD step, class loss: 2 processes x 8 images == 1 process x 16 (gloo, CPU)."""
-    args = [*SYN, *TINY, "--optimizer", "sgd", "--lr", "0.05", "--batch-size", "16", "--epochs", "1",
+    args = [*SYN, *TINY, "--optimizer", "sgd", "--lr", "0.05", "--schedule", "cosine", "--batch-size", "16", "--epochs", "1",
             "--steps-per-epoch", "1", "--no-augment", "--seed", "3"]
     one, two = tmp_path / "one", tmp_path / "two"
     ltbench_ok("finetune", *args, "--out", one)
