@@ -142,3 +142,16 @@ def test_checkpoints_without_the_facts(tmp_path):
         assert _quick(create_model("ltb-tiny-vit", str(path)).model) is quick
     with pytest.raises(LTBenchError, match="holds a ltb-tiny-vit network, not ltb-tiny-rn"):
         create_model("ltb-tiny-rn", str(tmp_path / "legacy_openai.pt"))
+
+
+def test_hub_tags_get_the_activation_their_weights_were_trained_with(tmp_path, monkeypatch):
+    """open_clip's tag table says which tags are QuickGELU (every openai tag, dfn2b, metaclip...)."""
+    path = tmp_path / "w.pt"
+    torch.save(open_clip.create_model("ltb-tiny-vit").state_dict(), path)
+    tags = {tag: dict(open_clip.get_pretrained_cfg("ViT-B-16", tag), file=str(path), url="", hf_hub="")
+            for tag in ("openai", "dfn2b", "laion2b_s34b_b88k")}
+    assert [t.get("quick_gelu", False) for t in tags.values()] == [True, True, False]  # as open_clip's table
+    monkeypatch.setitem(open_clip.pretrained._PRETRAINED, "ltb-tiny-vit", tags)
+    for tag, quick in (("openai", True), ("dfn2b", True), ("laion2b_s34b_b88k", False)):
+        bundle = create_model("ltb-tiny-vit", tag)
+        assert _quick(bundle.model) is quick and bundle.info.arch["quick_gelu"] is quick, tag

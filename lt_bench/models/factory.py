@@ -3,7 +3,8 @@ random init and the tiny configs shipped with lt_bench.
 
 Which weights win, in order: ``pretrained`` as an existing local file (open_clip format or a
 ``{"state_dict": ...}`` file as ``ltbench finetune`` writes), then ``none`` (random init),
-then a hub tag of ``model`` (needs a network the first time; ``openai`` tags get QuickGELU).
+then a hub tag of ``model`` (needs a network the first time; QuickGELU where open_clip's tag table
+says the weights were trained with it: every ``openai`` tag, and others such as ``dfn2b``).
 
 The architecture of a local checkpoint (open_clip issue 771: OpenAI's weights run QuickGELU, the
 plain open_clip configs nn.GELU, and the weights load into either without complaint):
@@ -195,9 +196,10 @@ def create_model(model: str, pretrained: str = "none", device: str | torch.devic
             hint = f"known tags for {model}: {known(tags)}" if tags else f"{model} has no hub tags"
             raise LTBenchError(f"--pretrained {pretrained!r} is neither a file nor a known tag; {hint}, "
                                f"or give a local checkpoint path, or 'none'")
+        quick = bool(open_clip.get_pretrained_cfg(model, pretrained).get("quick_gelu", False))
         try:
             clip_model, _, preprocess_val = open_clip.create_model_and_transforms(
-                model, pretrained=pretrained, force_quick_gelu=(pretrained == "openai"))
+                model, pretrained=pretrained, force_quick_gelu=quick)
         except Exception as e:
             raise LTBenchError(
                 f"could not load {model}/{pretrained} weights ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
