@@ -55,7 +55,7 @@ def test_extract_of_a_finetune_checkpoint_is_the_trained_network(tmp_path, opena
 
     run = tmp_path / "run"
     run_finetune(FinetuneConfig(dataset="synthetic", dataset_options=SYNTH, out=str(run), model="ltb-tiny-vit",
-                                pretrained="openai", epochs=1, batch_size=8, steps_per_epoch=2, optimizer="sgd",
+                                pretrained="openai", epochs=2, batch_size=8, steps_per_epoch=2, optimizer="sgd",
                                 lr=1e-3, augment=False, workers=0, device="cpu", seed=1))
     best = torch.load(run / "best.pt", weights_only=True)
     last = torch.load(run / "last.pt", weights_only=True)
