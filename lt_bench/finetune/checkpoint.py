@@ -11,6 +11,9 @@ by ``--resume``::
     rng               torch / cuda / python / numpy RNG states as tensors and lists
     config            the resolved FinetuneConfig as a JSON string
     model, pretrained, dataset, dataset_options, classnames    what made the weights
+    arch              the network the weights were trained in (``lt_bench.models.architecture``:
+                      model, quick_gelu, image_size, model_cfg, preprocess_cfg); ``create_model``
+                      rebuilds exactly this from the file and refuses a --model that contradicts it
     best_val, history (one dict per completed epoch: the lines of metrics.jsonl)
     lt_bench_version, created
     environment       provenance.environment(): versions and the device rank 0 trained on
@@ -32,6 +35,7 @@ import torch
 from .. import __version__
 from ..errors import LTBenchError
 from ..io import save_torch, write_text
+from ..models import architecture
 from ..provenance import environment, now_iso
 
 LAST = "last.pt"
@@ -88,6 +92,7 @@ def make_checkpoint(*, model, cfg, epoch: int, best_val: float, history: list[di
         "config": cfg.to_json(),
         "model": cfg.model,
         "pretrained": str(cfg.pretrained),
+        "arch": architecture(cfg.model, model),
         "dataset": cfg.dataset,
         "dataset_options": json.loads(json.dumps(dataset_options, default=str)),
         "classnames": list(classnames),
