@@ -37,6 +37,8 @@ def identity(dataset: LTDataset, info, opts: ExtractOptions) -> dict:
         # a checkpoint is identified by its hash, not the path it was given by
         "pretrained": "" if info.checkpoint_sha256 else info.pretrained,
         "checkpoint_sha256": info.checkpoint_sha256,
+        # the same weights run with another activation are another function (open_clip #771)
+        "quick_gelu": bool(info.arch.get("quick_gelu", False)),
         "templates": opts.templates,
         "views": int(opts.views),
         "seed": int(opts.seed),
