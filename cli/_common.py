@@ -60,6 +60,8 @@ def resolve_options(ctx: typer.Context, config: Path | None) -> dict[str, Any]:
         data = tomllib.loads(config.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise LTBenchError(f"config file {config} is not valid TOML: {e}") from None
+    except UnicodeDecodeError:
+        raise LTBenchError(f"config file {config} is not UTF-8 text: give a TOML file") from None
     by_name = {p.name: p for p in ctx.command.params if p.name}
     for key, value in data.items():
         name = key.replace("-", "_")

@@ -53,9 +53,26 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("ltbench: interrupted", file=sys.stderr)
         sys.exit(130)
+    except Exception as e:  # the last line of defence: one line, never a traceback (unless asked)
+        if os.environ.get("LTBENCH_DEBUG"):
+            raise
+        print(f"ltbench: error: {_one_line(e)}", file=sys.stderr)
+        sys.exit(1)
     if os.environ.get("LTBENCH_DEBUG_RV"):
         print(rv, file=sys.stderr)
     sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _one_line(e: Exception) -> str:
+    """What went wrong, in one line: the path for an OS error, else the type and the message."""
+    if isinstance(e, OSError) and e.strerror:
+        where = f": {e.filename}" if e.filename else ""
+        return f"{e.strerror}{where} (check the path, its permissions and the free disk space)"
+    if isinstance(e, UnicodeDecodeError):
+        return f"a file is not UTF-8 text ({e.reason} at byte {e.start}): check the file given"
+    first = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+    return (f"unexpected {type(e).__name__}{': ' + first if first else ''} "
+            "(rerun with LTBENCH_DEBUG=1 for the traceback, and please report it)")
 
 
 if __name__ == "__main__":

@@ -99,3 +99,40 @@ def _toml_value(v: Any) -> str:
     if isinstance(v, dict):
         return "{" + ", ".join(f"{json.dumps(str(k))} = {_toml_value(x)}" for k, x in v.items()) + "}"
     return json.dumps(str(v))
+
+
+def check_output(path: str | os.PathLike | None, *, inputs=(), flag: str = "--out", directory: bool = False) -> None:
+    """Refuse an output path before any work is done, with one line naming it.
+
+    The path must not be one of ``inputs`` (compared as files: symlinks and hard links
+    included), must not be a directory (or, with ``directory``, a file), and its folder must exist
+    or be creatable, and be writable.
+    """
+    from .errors import LTBenchError
+
+    if path is None:
+        return
+    p = Path(path)
+    for src in inputs:
+        if src is not None and _same_file(p, Path(src)):
+            raise LTBenchError(f"{flag} {p} is the input {src}: writing it would destroy the input; choose "
+                               "another path")
+    if directory and p.exists() and not p.is_dir():
+        raise LTBenchError(f"{flag} {p} is a file, not a folder: choose a folder")
+    if not directory and p.is_dir():
+        raise LTBenchError(f"{flag} {p} is a folder: give a file path (e.g. {p / 'out'}{p.suffix})")
+    parent = p if directory else p.parent
+    existing = parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise LTBenchError(f"{flag} {p}: {existing} is a file, so the folder {parent} cannot be made")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise LTBenchError(f"{flag} {p}: the folder {existing} is not writable")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LTBenchError
-from ..io import to_toml, write_text
+from ..io import check_output, to_toml, write_text
 from ..log import get_logger
 from ..options import to_cli_values
 from .configs import AdaptConfig, EvalConfig, ExtractConfig, FinetuneConfig, ReportConfig
@@ -31,6 +31,7 @@ log = get_logger(__name__)
 
 FINETUNE_BEST = "best.pt"
 FINETUNE_LAST = "last.pt"
+PLOT_FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")  # what matplotlib writes here
 
 
 def resolved_config_path(out: str | Path) -> Path:
@@ -76,6 +77,7 @@ def run_finetune(cfg: FinetuneConfig, *, reuse: bool = False) -> dict:
     partial one resumed. Returns the run's summary (``{"status": "reused"}`` when kept)."""
     from ..finetune import run_finetune as train
 
+    check_output(cfg.out, inputs=[cfg.pretrained], directory=True)
     if reuse:
         state, why = finetune_state(cfg.out, cfg.epochs)
         if state == "done":
@@ -108,6 +110,7 @@ def run_extract(cfg: ExtractConfig, *, record: dict | None = None):
     from ..options import check_options
 
     check_options(cfg)
+    check_output(cfg.out, inputs=[cfg.pretrained])
     ctx = dist_.init_distributed(cfg.device)
     try:
         ds = load_dataset(cfg.dataset, root=cfg.root, splits_dir=cfg.splits_dir, **cfg.dataset_options)
@@ -202,6 +205,7 @@ def run_adapt(cfg: AdaptConfig, *, cache=None, reuse: bool = False) -> AdaptResu
     from ..heads import save_head, train_head
 
     recipe = train_config(cfg)
+    check_output(cfg.out, inputs=[cfg.features])
     if cache is None:
         with FeatureCache(cfg.features) as c:
             return run_adapt(cfg, cache=c, reuse=reuse)
@@ -260,6 +264,7 @@ def run_eval(cfg: EvalConfig, *, cache=None, reuse: bool = False) -> dict:
     from ..report.results import result_record, write_result
 
     _check_eval(cfg)
+    check_output(cfg.json_out, inputs=[cfg.features, cfg.head], flag="--json")
     if cache is None:
         with FeatureCache(cfg.features) as c:
             return run_eval(cfg, cache=c, reuse=reuse)
@@ -305,6 +310,10 @@ def run_report(cfg: ReportConfig, results: list | None = None) -> ReportResult:
     from ..report.plots import plot_per_class
 
     check_options(cfg)
+    check_output(cfg.out, inputs=cfg.results)
+    check_output(cfg.plot, inputs=cfg.results, flag="--plot")
+    if cfg.plot is not None and Path(cfg.plot).suffix.lower() not in PLOT_FORMATS:
+        raise LTBenchError(f"--plot {cfg.plot}: name a {', '.join(PLOT_FORMATS)} file (the suffix is the format)")
     loaded = results if results is not None else load_results(list(cfg.results))
     tables = build_tables(loaded, published=cfg.published)
     if len(tables) > 1:
