@@ -3,45 +3,26 @@
 from __future__ import annotations
 
 import json as jsonlib
-from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from lt_bench.data import (dataset_info, list_datasets, load_dataset, parse_dataset_options,
                            shot_groups, verify_images)
 from lt_bench.errors import LTBenchError
-from lt_bench.log import stderr_console
+from lt_bench.log import progress_bar
+from lt_bench.pipeline.configs import DatasetsConfig
 
-from .._common import config_option, device_option, resolve_options, seed_option
+from .._options import command, derive
 
 _MAX_BAD_SHOWN = 50
 
 
-def datasets(
-    ctx: typer.Context,
-    dataset: Optional[str] = typer.Option(None, "--dataset", "-d",
-                                          help="Describe this dataset; without it, list them all."),
-    root: Optional[Path] = typer.Option(None, "--root", help="Image root / data folder of the dataset."),
-    splits_dir: Optional[Path] = typer.Option(None, "--splits-dir",
-                                              help="Folder with the split files (default: --root)."),
-    imbalance: Optional[float] = typer.Option(None, "--imbalance",
-                                              help="Imbalance factor, for datasets that take one."),
-    option: Optional[list[str]] = typer.Option(None, "--option", "-o",
-                                               help="Dataset option KEY=VALUE (repeatable)."),
-    verify: bool = typer.Option(False, "--verify",
-                                help="Open and decode every image; exit 1 naming the bad ones."),
-    json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
-    config: Optional[Path] = config_option(),
-    seed: int = seed_option(),
-    device: str = device_option(),
-) -> None:
-    """Known datasets and where their files are; with --dataset, its splits, classes, shot groups."""
-    p = resolve_options(ctx, config)
+@command(derive(DatasetsConfig), doc="Known datasets and where their files are; with --dataset, its splits, classes, "
+                                     "shot groups.")
+def datasets(ctx: typer.Context, p: dict) -> None:
     # A pipe gets 120 columns rather than rich's 80, so the tables stay readable in a file.
     probe = Console()
     out = Console(width=None if probe.is_terminal else 120)
@@ -150,7 +131,6 @@ def _render(out: Console, s: dict, bad) -> None:
 
 def _verify(ds):
     total = sum(len(s) for s in ds.splits.values())
-    columns = (TextColumn("verifying images"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=stderr_console, transient=True) as progress:
+    with progress_bar("verifying images") as progress:
         task = progress.add_task("verify", total=total)
         return verify_images(ds, progress=lambda n: progress.advance(task, n))

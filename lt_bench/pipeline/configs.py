@@ -19,10 +19,25 @@ from ..heads.config import BASELINES, TRAINED_HEADS
 from ..options import (dataset_option, dataset_options_option, device_option, option, optional_str, out_option,
                        root_option, seed_option, splits_dir_option)
 
-__all__ = ["AdaptConfig", "DemoConfig", "EvalConfig", "ExtractConfig", "FinetuneConfig", "ReportConfig",
+__all__ = ["AdaptConfig", "DatasetsConfig", "DemoConfig", "EvalConfig", "ExtractConfig", "FinetuneConfig", "ReportConfig",
            "ReproduceConfig", "FORMATS"]
 
 FORMATS = ("rich", "md", "latex", "csv")
+
+
+@dataclass
+class DatasetsConfig:
+    """`ltbench datasets`: the known datasets, or one dataset's splits, classes and shot groups."""
+
+    dataset: str | None = option(None, "Describe this dataset; without it, list them all.", short="-d")
+    root: str | None = root_option()
+    splits_dir: str | None = splits_dir_option()
+    imbalance: float | None = option(None, "Imbalance factor, for datasets that take one.", gt=0)
+    dataset_options: dict = dataset_options_option()
+    verify: bool = option(False, "Open and decode every image; exit 1 naming the bad ones.")
+    json: bool = option(False, "Print JSON instead of a table.")
+    seed: int = seed_option()
+    device: str = option("auto", "Unused (every command takes it).", hidden=True)
 
 
 @dataclass
