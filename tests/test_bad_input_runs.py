@@ -1,8 +1,10 @@
 """Issue 15's bad inputs, as test_bad_input.py checks them (one line, exit 1, nothing touched):
-split files that list an image twice, results given twice or with a metric outside 0..100 %."""
+outputs another run holds, split files that list an image twice, results given twice or with a
+metric outside 0..100 %."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -12,6 +14,9 @@ import pytest
 from _cli import run_cli
 from lt_bench.features.synthetic import make_synthetic_cache
 from test_bad_input import _snapshot
+
+HOLDER = "pid 4242 on host elsewhere since 2026-11-29T12:00:00+00:00"
+SYNTH = ["--dataset", "synthetic", "--model", "ltb-tiny-vit", "--pretrained", "none", "--device", "cpu"]
 
 
 @pytest.fixture(scope="module")
@@ -29,11 +34,35 @@ def files(tmp_path_factory):
     (ds / "classnames.txt").write_text("cat\ndog\n")
     (ds / "train.txt").write_text("a.png 0\nb.png 1\nc.png 0\nb.png 1\n")
     (ds / "test.txt").write_text("t.png 0\n")
-    return d
+    # outputs another (live) process writes: their lock files, held by this one
+    fds = []
+    for lock in ("held.pt.lock", "held.json.lock", "held.md.lock", "held.h5.lock", "run/.lock", "demo/.lock",
+                 "repro/.lock"):
+        (d / lock).parent.mkdir(exist_ok=True)
+        fd = os.open(d / lock, os.O_RDWR | os.O_CREAT)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.write(fd, (HOLDER + "\n").encode())
+        fds.append(fd)
+    yield d
+    for fd in fds:
+        os.close(fd)
 
 
 # case -> (argv with {d} for the folder, exit code, words the message must hold)
 CASES = {
+    "adapt --out another run writes": (["adapt", "{d}/f.h5", "--head", "linear", "--out", "{d}/held.pt"], 1,
+                                       "{d}/held.pt is being written by another run (" + HOLDER),
+    "eval --json another run writes": (["eval", "{d}/f.h5", "--baseline", "ncm", "--json", "{d}/held.json"], 1,
+                                       "{d}/held.json is being written by another run (" + HOLDER),
+    "report --out another run writes": (["report", "{d}/a.json", "-f", "md", "--out", "{d}/held.md"], 1,
+                                        "{d}/held.md is being written by another run (" + HOLDER),
+    "extract --out another run writes": (["extract", *SYNTH, "--out", "{d}/held.h5"], 1,
+                                         "{d}/held.h5 is being written by another run (" + HOLDER),
+    "finetune --out a run dir another run writes": (["finetune", *SYNTH, "--out", "{d}/run"], 1,
+                                                    "{d}/run is being written by another run (" + HOLDER),
+    "demo --out another demo writes": (["demo", "--out", "{d}/demo"], 1, "{d}/demo is being written by another run"),
+    "reproduce --out another reproduce writes": (["reproduce", "smoke", "--out", "{d}/repro"], 1,
+                                                 "{d}/repro is being written by another run"),
     "split file lists an image twice": (["datasets", "--dataset", "folder", "--root", "{d}/ds"], 1,
                                         "train.txt line 4: image 'b.png' is already on line 2"),
     "report the same file twice": (["report", "{d}/a.json", "{d}/a.json"], 1, "is given twice"),
@@ -52,4 +81,4 @@ def test_bad_input_costs_nothing(files, case):
     assert r.returncode == code, (r.returncode, r.stderr)
     last = r.stderr.strip().splitlines()[-1]
     assert "Traceback" not in r.stderr and last.startswith("ltbench: error: ") and words in last, r.stderr
-    assert _snapshot(files) == before
+    assert _snapshot(files) == before  # the holder's lock files included
