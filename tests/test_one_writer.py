@@ -1,10 +1,11 @@
 """Issue 15: no run loses another's work. One writer per output (the lock), an output and its
-resolved config agree, a killed run's temporaries go. Real processes (slow tier) where the process
-is the point."""
+resolved config agree, a killed run's temporaries go, `finetune --overwrite` keeps the previous
+run until the new one has a checkpoint. Real processes (slow tier) where the process is the point."""
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from lt_bench import io as io_
 from lt_bench.errors import LTBenchError
 from lt_bench.features import partial_path
 from lt_bench.features.synthetic import make_synthetic_cache
+from lt_bench.finetune import overwrite
 from lt_bench.finetune.checkpoint import RUN_FILES
 from lt_bench.lock import lock_path, output_lock, remove_stale_temporaries
 
@@ -145,6 +147,83 @@ def test_a_partial_open_elsewhere_is_not_taken_for_damage(tmp_path):
     assert r.returncode == 1, r.stderr
     assert "is open in another process" in r.stderr and "unreadable" not in r.stderr
     assert part.read_bytes() == before and not out.exists()
+
+
+# -- finetune --overwrite ------------------------------------------------------------------------
+
+def _finished_run(d: Path) -> dict[str, bytes]:
+    d.mkdir()
+    for name, text in zip(RUN_FILES, ("old last", "old best", "old metrics", "old config")):
+        (d / name).write_text(text)
+    return _tree(d)
+
+
+@pytest.mark.parametrize("new_files,kept", [
+    ((), "old"),  # killed right after setting the old run aside
+    (("config.toml", "best.pt"), "old"),  # killed in epoch 1: best.pt is written before last.pt
+    (("config.toml", "best.pt", "last.pt"), "new"),  # killed after the first checkpoint
+])
+def test_recover_after_a_kill(tmp_path, new_files, kept):
+    run = tmp_path / "run"
+    old = _finished_run(run)
+    overwrite.set_aside(run)
+    for name in new_files:
+        (run / name).write_text("new")
+    overwrite.recover(run)
+    if kept == "old":
+        assert _tree(run) == old
+    else:
+        assert _tree(run) == {n: b"new" for n in new_files}
+
+
+def test_recover_after_a_kill_while_setting_aside_or_undoing(tmp_path):
+    run = tmp_path / "run"
+    old = _finished_run(run)
+    (run / overwrite.ASIDE).mkdir()  # killed after making the folder: nothing moved yet
+    overwrite.recover(run)
+    assert _tree(run) == old
+    overwrite.set_aside(run)
+    (run / "config.toml").write_text("new")
+    os.replace(run / overwrite.ASIDE / "config.toml", run / "config.toml")  # an undo killed part-way
+    overwrite.recover(run)
+    assert _tree(run) == old
+
+
+@pytest.mark.slow  # trains, and the diverging run is a real process
+def test_overwrite_that_diverges_leaves_the_finished_run(tmp_path, subprocess_env):
+    args = ["finetune", "--dataset", "synthetic", "--model", "ltb-tiny-vit", "--pretrained", "none", "--workers",
+            "0", "--device", "cpu", "--batch-size", "8", "--epochs", "1", "--schedule", "cosine", "--out",
+            str(tmp_path / "run")]
+    assert run_cli(*args).returncode == 0
+    before = _tree(tmp_path)
+    r = subprocess.run(ltbench_cmd() + args + ["--overwrite", "--lr", "1e30"], env=subprocess_env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and r.stderr.strip().splitlines()[-1].startswith("ltbench: error: training diverged")
+    assert _tree(tmp_path) == before  # bytes equal; nothing set aside or locked stays behind
+
+
+@pytest.mark.slow  # kills a real process
+def test_overwrite_killed_in_its_first_epoch_gives_the_finished_run_back(tmp_path, subprocess_env):
+    run = tmp_path / "run"
+    args = ["finetune", "--dataset", "synthetic", "--model", "ltb-tiny-vit", "--pretrained", "none", "--workers",
+            "0", "--device", "cpu", "--batch-size", "8", "--epochs", "1", "--schedule", "cosine", "--out", str(run)]
+    assert run_cli(*args).returncode == 0
+    before = _tree(tmp_path)
+    longer = ["--option", "max_per_class=300"]  # an epoch of seconds: the kill lands inside it
+    p = subprocess.Popen(ltbench_cmd() + args + longer + ["--overwrite"], env=subprocess_env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not (run / overwrite.ASIDE / "last.pt").exists():
+            assert p.poll() is None and time.monotonic() < deadline, "the --overwrite run never set the old one aside"
+            time.sleep(0.02)
+        os.kill(p.pid, signal.SIGKILL)
+    finally:
+        p.wait()
+    assert not (run / "last.pt").exists(), "the first epoch ended before the kill: make the dataset bigger"
+    r = run_cli(*args)  # the next run on RUN_DIR puts the old run back, then refuses
+    assert r.returncode == 1 and "already holds a run" in r.stderr
+    assert _tree(tmp_path) == before
 
 
 # -- two extracts on one output ------------------------------------------------------------------

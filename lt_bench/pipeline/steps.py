@@ -93,9 +93,11 @@ def run_finetune(cfg: FinetuneConfig, *, reuse: bool = False) -> dict:
     partial one resumed. Returns the run's summary (``{"status": "reused"}`` when kept)."""
     from ..finetune import run_finetune as train
     from ..finetune.checkpoint import RUN_FILES
+    from ..finetune.overwrite import recover
 
     check_output(cfg.out, inputs=[cfg.pretrained], directory=True)
     with output_lock(cfg.out, directory=True, stale=RUN_FILES):
+        recover(Path(cfg.out))  # a run killed while --overwrite held the previous one aside
         if reuse:
             state, why = finetune_state(cfg.out, cfg.epochs)
             if state == "done":
