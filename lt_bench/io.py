@@ -14,7 +14,11 @@ from typing import Any, Iterator
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; move it into place only if the block succeeds."""
+    """Yield a temporary path beside ``path``; move it into place only if the block succeeds.
+
+    The temporary is ``.NAME.XXXXXXXX.tmp``; one a killed run left is removed by the next run
+    that holds the output's lock (``lt_bench.lock``).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -24,10 +28,43 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         if tmp.exists():  # mkstemp makes 0600 files; give the output the usual umask mode
             os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
+        publish(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+# Files to write right before an output is published (``written_before``), by the output's path.
+_BEFORE: dict[str, list[tuple[Path, str]]] = {}
+
+
+@contextlib.contextmanager
+def written_before(out: str | os.PathLike, path: str | os.PathLike, text: str) -> Iterator[None]:
+    """Within the block, publishing ``out`` first writes ``text`` to ``path`` (atomically).
+
+    For an output and its resolved config (``OUT.config.toml``), which must agree after any
+    kill. Written after the output, a kill between the two left the previous run's config beside
+    the new output. Written once the new output is complete, just before the rename that
+    publishes it, a kill leaves both old or both new, except between the two renames (two
+    system calls apart): then the new config stands beside the old output, i.e. the config of
+    the run that was asked for, and rerunning it completes the pair. If the block ends without
+    publishing ``out`` (an error), ``path`` is not written.
+    """
+    key = os.path.abspath(out)
+    _BEFORE.setdefault(key, []).append((Path(path), text))
+    try:
+        yield
+    finally:
+        _BEFORE[key].pop()
+        if not _BEFORE[key]:
+            del _BEFORE[key]
+
+
+def publish(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """``os.replace(src, dst)``, after writing what ``written_before`` registered for ``dst``."""
+    for path, text in _BEFORE.get(os.path.abspath(dst), ()):
+        write_text(path, text)
+    os.replace(src, dst)
 
 
 def _umask() -> int:

@@ -22,6 +22,7 @@ from conftest import ltbench_cmd
 from lt_bench.data import load_dataset
 from lt_bench.errors import CacheError
 from lt_bench.features import FeatureCache, partial_path
+from lt_bench.lock import lock_path
 
 def _env() -> dict:
     env = dict(os.environ)
@@ -149,6 +150,7 @@ def test_resume_after_kill9(reference, tmp_path):
             proc.kill()
     assert proc.returncode == -signal.SIGKILL
     assert part.exists() and not out.exists()
+    assert lock_path(out).exists()  # the killed run's lock file stays; the kernel dropped its lock
     with h5py.File(part, "r") as f:
         created = f.attrs["created"]
         done = int(f["train"].attrs["n_done"])
@@ -160,7 +162,7 @@ def test_resume_after_kill9(reference, tmp_path):
     r = run_cli(*extract_args(out))  # the rerun: in process (the kill above is the real one)
     assert r.returncode == 0, r.stderr
     assert "resuming" in r.stderr
-    assert not part.exists() and out.exists()
+    assert not part.exists() and out.exists() and not lock_path(out).exists()
     assert_same_arrays(reference, out)
     with h5py.File(out, "r") as f:
         assert f.attrs["created"] == created  # kept from the first start

@@ -18,17 +18,13 @@ from .._options import command, derive
     per-class accuracy plot under --out.
     """)
 def demo(ctx: typer.Context, p: dict) -> None:
-    from pathlib import Path
-
     from lt_bench.log import stderr_console
     from lt_bench.options import check_options, from_values
-    from lt_bench.pipeline import run_demo, write_resolved_config
+    from lt_bench.pipeline import run_demo
     from lt_bench.report.tables import fmt_cell
 
     cfg = from_values(DemoConfig, p)
     check_options(cfg)
-    Path(cfg.out).mkdir(parents=True, exist_ok=True)
-    write_resolved_config(Path(cfg.out), cfg, "demo")
     result = run_demo(cfg)
     t = Table(title=f"ltbench demo: Fashion-MNIST-LT, {cfg.model} (test set, top-1 %)")
     t.add_column("method")

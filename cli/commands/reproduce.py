@@ -19,7 +19,7 @@ from .report import print_rendered
 def reproduce(ctx: typer.Context, p: dict) -> None:
     from lt_bench.errors import LTBenchError
     from lt_bench.options import check_options, from_values
-    from lt_bench.pipeline import load_recipe, make_plan, run_plan, run_report, write_resolved_config
+    from lt_bench.pipeline import load_recipe, make_plan, run_plan, run_report
 
     require(ctx, ReproduceConfig, p)
     cfg = from_values(ReproduceConfig, p)
@@ -33,9 +33,7 @@ def reproduce(ctx: typer.Context, p: dict) -> None:
             typer.echo(line)
         typer.echo(report_line)
         return
-    plan.out.mkdir(parents=True, exist_ok=True)
-    write_resolved_config(plan.out, cfg, "reproduce")
-    run_plan(plan)
+    run_plan(plan, cfg)
     from lt_bench.report import load_results
     from lt_bench.report.plots import plot_per_class
 

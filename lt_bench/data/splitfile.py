@@ -1,7 +1,8 @@
 """Split files: one image a line, ``relative/path/to/image.jpg <label>``.
 
 The label is the last whitespace-separated token, so paths may contain spaces. Blank lines are
-ignored. Errors name the file and the line, so a user can open it and fix it.
+ignored; an image listed twice is refused. Errors name the file and the line, so a user can
+open it and fix it.
 """
 
 from __future__ import annotations
@@ -37,13 +38,15 @@ def read_split_file(
         ``(ids, labels)``: the relative image paths and an int64 label array.
 
     Raises:
-        LTBenchError: the file is missing or unreadable, a line has no integer label, or a
-            label is outside 0..num_classes-1; the message names the file and line number.
+        LTBenchError: the file is missing or unreadable, a line has no integer label, a label
+            is outside 0..num_classes-1, or an image is listed twice; the message names the file
+            and line number.
     """
     path = Path(path)
     text = read_text_file(path, "split file")
     ids: list[str] = []
     labels: list[int] = []
+    first_line: dict[str, int] = {}  # image -> the line it first appears on
     for lineno, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
         if not line:
@@ -66,6 +69,10 @@ def read_split_file(
                 f"{path} line {lineno}: label {label} outside the valid range "
                 f"0..{num_classes - 1}{hint}"
             )
+        seen = first_line.setdefault(parts[0], lineno)
+        if seen != lineno:  # counted twice it would distort the class counts and the shot groups
+            raise LTBenchError(f"{path} line {lineno}: image {_shorten(parts[0])!r} is already on line {seen}: "
+                               "list each image once")
         ids.append(parts[0])
         labels.append(label)
     return ids, np.asarray(labels, dtype=np.int64)

@@ -53,6 +53,7 @@ from .. import distributed as dist_
 from ..data.base import LTDataset, Split
 from ..device import amp_policy
 from ..errors import CacheError, LTBenchError
+from ..io import publish
 from ..log import get_logger
 from ..options import check_options
 from .cache import partial_path
@@ -314,7 +315,7 @@ def _extract(out: Path, dataset: LTDataset, bundle, opts: ExtractOptions, config
                 result.skipped[s] = int(f[s]["skipped_paths"].shape[0]) if "skipped_paths" in f[s] else 0
             f.close()
             f = None
-            os.replace(part, out)
+            publish(part, out)  # after what must be written first (the resolved config)
     finally:
         if progress is not None:
             progress.stop()

@@ -197,6 +197,9 @@ def prepare(out: Path, dataset: LTDataset, bundle, opts: ExtractOptions, config:
                 if f.attrs.get("format_version") != attrs["format_version"]:
                     diffs.insert(0, f"format_version: {f.attrs.get('format_version')!r} there")
         except OSError as e:
+            if isinstance(e, BlockingIOError) or "unable to lock file" in str(e):  # in use, not damaged
+                raise CacheError(f"{part} is open in another process (HDF5's file lock): wait for it to end; "
+                                 "it is not damaged") from None
             log.warning("partial file %s is unreadable (%s), probably killed mid-write: starting it again",
                         part, str(e).splitlines()[0][:120])
             diffs = None

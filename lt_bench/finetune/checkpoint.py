@@ -171,13 +171,5 @@ def check_run_dir(out: Path, resume: bool, overwrite: bool) -> None:
                            "--overwrite to replace it, or choose another --out")
 
 
-def clear_run_dir(out: Path) -> None:
-    """--overwrite: remove the previous run's files (only ours)."""
-    for name in RUN_FILES:
-        p = out / name
-        if p.exists():
-            p.unlink()
-
-
 def write_metrics(out: Path, history: list[dict]) -> None:
     write_text(out / METRICS, "".join(json.dumps(h) + "\n" for h in history))

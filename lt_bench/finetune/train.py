@@ -33,6 +33,7 @@ from ..device import seed_everything
 from ..errors import LTBenchError
 from ..log import get_logger, progress_bar, stderr_console
 from . import checkpoint as ckpt_
+from . import overwrite as overwrite_
 from .build import FinetuneRun, build_run, restore, set_train_mode
 from .config import FinetuneConfig
 
@@ -80,11 +81,24 @@ def _run(cfg: FinetuneConfig, ctx: dist_.DistContext, out: Path, resume_ckpt: di
     start_epoch, best_val, history = 0, -1.0, []
     if resume_ckpt is not None:
         start_epoch, best_val, history = restore(run, resume_ckpt)
-    if run.main:
-        _open_run_dir(run, on_start, resumed=resume_ckpt is not None, start_epoch=start_epoch, history=history,
-                      best_val=best_val)
-    dist_.barrier()
+    try:
+        if run.main:
+            _open_run_dir(run, on_start, resumed=resume_ckpt is not None, start_epoch=start_epoch, history=history,
+                          best_val=best_val)
+        dist_.barrier()
+        best_val = _epochs(run, start_epoch, best_val, history)
+    except BaseException:
+        if run.main:  # --overwrite: the previous run comes back unless the new one has a checkpoint
+            overwrite_.undo(out)
+        raise
+    return {"run_dir": str(out), "best": str(out / ckpt_.BEST), "last": str(out / ckpt_.LAST),
+            "epochs": cfg.epochs, "best_val_acc": best_val,
+            "final": history[-1] if history else None, "world_size": ctx.world_size}
 
+
+def _epochs(run: FinetuneRun, start_epoch: int, best_val: float, history: list[dict]) -> float:
+    """Train, validate and checkpoint epochs ``start_epoch..`` (``history`` grows); the best val accuracy."""
+    cfg = run.cfg
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
         loss_sum, n_micro = train_epoch(run, epoch)
@@ -101,14 +115,12 @@ def _run(cfg: FinetuneConfig, ctx: dist_.DistContext, out: Path, resume_ckpt: di
         best_val = max(best_val, val_acc)
         if run.main:
             _write_epoch(run, epoch, best_val, history, improved)
+            overwrite_.commit(run.out)
             log.info("epoch %d/%d  loss %.4f  val %.2f%%%s  lr %.3g  %.1fs  %.0f img/s", epoch + 1, cfg.epochs,
                      train_loss, 100 * val_acc, " (best)" if improved else "", lr_used, elapsed,
                      row["images_per_s"])
         dist_.barrier()
-
-    return {"run_dir": str(out), "best": str(out / ckpt_.BEST), "last": str(out / ckpt_.LAST),
-            "epochs": cfg.epochs, "best_val_acc": best_val,
-            "final": history[-1] if history else None, "world_size": ctx.world_size}
+    return best_val
 
 
 def _open_run_dir(run: FinetuneRun, on_start, *, resumed: bool, start_epoch: int, history: list[dict],
@@ -116,8 +128,8 @@ def _open_run_dir(run: FinetuneRun, on_start, *, resumed: bool, start_epoch: int
     """Rank 0, before the first epoch: make or clear RUN_DIR, let the caller write there, say what runs."""
     cfg, out = run.cfg, run.out
     out.mkdir(parents=True, exist_ok=True)
-    if cfg.overwrite:
-        ckpt_.clear_run_dir(out)
+    if cfg.overwrite:  # kept until the new run has a checkpoint (overwrite.py)
+        overwrite_.set_aside(out)
     if on_start is not None:
         on_start()
     if resumed:

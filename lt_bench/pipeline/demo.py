@@ -84,13 +84,23 @@ def fashion_mnist_root(root: str | None, out: Path) -> str | None:
 
 
 def run_demo(cfg: DemoConfig) -> DemoResult:
-    """Run (or finish) the demo pipeline under ``cfg.out``; return the result records."""
+    """Run (or finish) the demo pipeline under ``cfg.out``, holding its lock (``lt_bench.lock``);
+    write ``config.toml`` there and return the result records."""
+    from ..io import check_output
+    from ..lock import output_lock
     from ..options import check_options
+    from .steps import write_resolved_config
 
     check_options(cfg)
+    check_output(cfg.out, directory=True)
+    with output_lock(cfg.out, directory=True, stale=("config.toml",)):
+        write_resolved_config(Path(cfg.out), cfg, "demo")
+        return _demo(cfg)
+
+
+def _demo(cfg: DemoConfig) -> DemoResult:
     t0 = time.perf_counter()
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     root = fashion_mnist_root(cfg.root, out)
     data = {"dataset": DATASET, "root": root,
             "dataset_options": {"max_per_class": cfg.max_per_class, "imbalance": cfg.imbalance}}

@@ -28,7 +28,7 @@ from ..options import check_options, from_values, to_argv
 from .configs import AdaptConfig, EvalConfig, ExtractConfig, FinetuneConfig
 from .recipes import DEFAULT_HEAD, RECIPE_KEYS, Recipe
 from .steps import (FINETUNE_BEST, extract_state, finetune_state, head_reusable, result_reusable, run_adapt,
-                    run_eval, run_extract, run_finetune, train_config)
+                    run_eval, run_extract, run_finetune, train_config, write_resolved_config)
 
 log = get_logger(__name__)
 
@@ -165,10 +165,26 @@ def _with_cache(features: Path, check: Callable[..., bool], *args) -> bool:
         return False
 
 
-def run_plan(plan: Plan) -> None:
-    """Run the plan's steps that are not skipped, in order; write ``recipe.toml`` and ``plan.sh``."""
+def run_plan(plan: Plan, config: Any = None) -> None:
+    """Run the plan's steps that are not skipped, in order, holding OUT's lock (``lt_bench.lock``).
+
+    Args:
+        plan: ``make_plan``'s.
+        config: the resolved ``ReproduceConfig``, written as ``config.toml`` (when given).
+    """
+    from ..io import check_output
+    from ..lock import output_lock
+
+    check_output(plan.out, directory=True)
+    with output_lock(plan.out, directory=True, stale=("config.toml", "recipe.toml", "plan.sh", "per_class.png")):
+        if config is not None:
+            write_resolved_config(plan.out, config, "reproduce")
+        _run_plan(plan)
+
+
+def _run_plan(plan: Plan) -> None:
+    """Write ``recipe.toml`` and ``plan.sh``; run the steps that are not skipped."""
     out = plan.out
-    out.mkdir(parents=True, exist_ok=True)
     header = "".join(f"# applied on top: --set {o}\n" for o in plan.recipe.overrides)
     write_text(out / "recipe.toml", header + plan.recipe.text)
     write_text(out / "plan.sh", "#!/bin/sh\n# written by `ltbench reproduce`; skipped steps as comments\nset -e\n"

@@ -1,8 +1,10 @@
 """One entry point per pipeline step, each taking its config; the reuse rules, defined once.
 
 ``run_finetune``, ``run_extract``, ``run_adapt``, ``run_eval`` and ``run_report`` are what the
-``ltbench`` commands, ``ltbench demo`` and ``ltbench reproduce`` call, in process. Each writes
-its output atomically and the resolved config beside it (itself a valid ``--config``).
+``ltbench`` commands, ``ltbench demo`` and ``ltbench reproduce`` call, in process. Each holds
+its output's lock for the whole step (``lt_bench.lock``: a second run on the same output is
+refused), writes the output atomically and the resolved config beside it (itself a valid
+``--config``), the config just before the output is moved into place (``io.written_before``).
 
 Reuse (``reuse=True``; the commands themselves always run what they are asked):
 
@@ -22,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LTBenchError
-from ..io import check_output, to_toml, write_text
+from ..io import check_output, to_toml, write_text, written_before
+from ..lock import output_lock
 from ..log import get_logger
 from ..options import to_cli_values
 from .configs import AdaptConfig, EvalConfig, ExtractConfig, FinetuneConfig, ReportConfig
@@ -40,17 +43,30 @@ def resolved_config_path(out: str | Path) -> Path:
     return out / "config.toml" if out.is_dir() else out.with_name(out.name + ".config.toml")
 
 
-def write_resolved_config(out: str | Path, values: dict[str, Any] | Any, command: str) -> Path:
-    """Write the resolved options beside ``out``; a config dataclass or a dict of option values.
+def resolved_config_text(values: dict[str, Any] | Any, command: str) -> str:
+    """The resolved options as TOML, itself a valid ``--config`` for ``command``.
 
-    The file is itself a valid ``--config`` for the same command.
+    Args:
+        values: a config dataclass or a dict of option values.
+        command: the ``ltbench`` command they are options of.
     """
     if not isinstance(values, dict):
         values = to_cli_values(values)
     values = {k: v for k, v in values.items() if k != "config"}
+    return f"# resolved options of `ltbench {command}`; reuse with --config\n" + to_toml(values)
+
+
+def write_resolved_config(out: str | Path, values: dict[str, Any] | Any, command: str) -> Path:
+    """Write the resolved options beside ``out`` now (``resolved_config_text``)."""
     target = resolved_config_path(out)
-    write_text(target, f"# resolved options of `ltbench {command}`; reuse with --config\n" + to_toml(values))
+    write_text(target, resolved_config_text(values, command))
     return target
+
+
+def config_beside(out: str | Path, values: dict[str, Any] | Any, command: str):
+    """A context in which publishing the file ``out`` first writes its resolved config, so that
+    the two agree after any kill (``io.written_before``)."""
+    return written_before(out, resolved_config_path(out), resolved_config_text(values, command))
 
 
 # -- Phase A ---------------------------------------------------------------------------------------
@@ -76,18 +92,22 @@ def run_finetune(cfg: FinetuneConfig, *, reuse: bool = False) -> dict:
     """Phase A (``lt_bench.finetune.run_finetune``); with ``reuse``, a finished run is kept and a
     partial one resumed. Returns the run's summary (``{"status": "reused"}`` when kept)."""
     from ..finetune import run_finetune as train
+    from ..finetune.checkpoint import RUN_FILES
+    from ..finetune.overwrite import recover
 
     check_output(cfg.out, inputs=[cfg.pretrained], directory=True)
-    if reuse:
-        state, why = finetune_state(cfg.out, cfg.epochs)
-        if state == "done":
-            log.info("Phase A: %s; reusing it", why)
-            return {"status": "reused", "out": cfg.out}
-        if state == "resume":
-            log.info("Phase A: %s; resuming", why)
-            cfg.resume, cfg.overwrite = True, False
-    cfg.validate()
-    return train(cfg, on_start=lambda: write_resolved_config(Path(cfg.out), cfg, "finetune"))
+    with output_lock(cfg.out, directory=True, stale=RUN_FILES):
+        recover(Path(cfg.out))  # a run killed while --overwrite held the previous one aside
+        if reuse:
+            state, why = finetune_state(cfg.out, cfg.epochs)
+            if state == "done":
+                log.info("Phase A: %s; reusing it", why)
+                return {"status": "reused", "out": cfg.out}
+            if state == "resume":
+                log.info("Phase A: %s; resuming", why)
+                cfg.resume, cfg.overwrite = True, False
+        cfg.validate()
+        return train(cfg, on_start=lambda: write_resolved_config(Path(cfg.out), cfg, "finetune"))
 
 
 # -- extraction ------------------------------------------------------------------------------------
@@ -111,19 +131,18 @@ def run_extract(cfg: ExtractConfig, *, record: dict | None = None):
 
     check_options(cfg)
     check_output(cfg.out, inputs=[cfg.pretrained])
-    ctx = dist_.init_distributed(cfg.device)
-    try:
-        ds = load_dataset(cfg.dataset, root=cfg.root, splits_dir=cfg.splits_dir, **cfg.dataset_options)
-        seed_everything(cfg.seed)  # a random-init model is the same on every rank and rerun
-        bundle = create_model(cfg.model, cfg.pretrained, device=ctx.device)
-        values = {k: v for k, v in to_cli_values(cfg).items() if k != "overwrite"}
-        values["option"] = dict(cfg.dataset_options)
-        result = extract_features(cfg.out, ds, bundle, cfg, config={**values, **(record or {})}, ctx=ctx)
-        if ctx.is_main and result.status == "written":
-            write_resolved_config(Path(cfg.out), cfg, "extract")
-        return result
-    finally:
-        dist_.cleanup()
+    # rank 0 locks before the process group forms: refused, it exits and torchrun stops the rest
+    with output_lock(cfg.out), config_beside(cfg.out, cfg, "extract"):
+        ctx = dist_.init_distributed(cfg.device)
+        try:
+            ds = load_dataset(cfg.dataset, root=cfg.root, splits_dir=cfg.splits_dir, **cfg.dataset_options)
+            seed_everything(cfg.seed)  # a random-init model is the same on every rank and rerun
+            bundle = create_model(cfg.model, cfg.pretrained, device=ctx.device)
+            values = {k: v for k, v in to_cli_values(cfg).items() if k != "overwrite"}
+            values["option"] = dict(cfg.dataset_options)
+            return extract_features(cfg.out, ds, bundle, cfg, config={**values, **(record or {})}, ctx=ctx)
+        finally:
+            dist_.cleanup()
 
 
 def extract_state(cfg: ExtractConfig) -> tuple[bool, str]:
@@ -209,13 +228,14 @@ def run_adapt(cfg: AdaptConfig, *, cache=None, reuse: bool = False) -> AdaptResu
     if cache is None:
         with FeatureCache(cfg.features) as c:
             return run_adapt(cfg, cache=c, reuse=reuse)
-    if reuse and head_reusable(cfg.out, recipe, cache):
-        log.info("%s holds this %s recipe on this cache; reusing it", cfg.out, cfg.head)
-        return AdaptResult(Path(cfg.out), recipe, reused=True)
-    result = train_head(cache, recipe, device=cfg.device)
-    save_head(cfg.out, result, cache.provenance())
-    resolved = {"features": cfg.features, "out": cfg.out, "device": cfg.device, **recipe.to_dict()}
-    write_resolved_config(Path(cfg.out), resolved, "adapt")
+    with output_lock(cfg.out):
+        if reuse and head_reusable(cfg.out, recipe, cache):
+            log.info("%s holds this %s recipe on this cache; reusing it", cfg.out, cfg.head)
+            return AdaptResult(Path(cfg.out), recipe, reused=True)
+        result = train_head(cache, recipe, device=cfg.device)
+        resolved = {"features": cfg.features, "out": cfg.out, "device": cfg.device, **recipe.to_dict()}
+        with config_beside(cfg.out, resolved, "adapt"):
+            save_head(cfg.out, result, cache.provenance())
     log.info("wrote %s (%s, final loss %.4f, %.1f s)", cfg.out, cfg.head, result.final_loss, result.seconds)
     return AdaptResult(Path(cfg.out), recipe, final_loss=result.final_loss, seconds=result.seconds)
 
@@ -259,15 +279,21 @@ def run_eval(cfg: EvalConfig, *, cache=None, reuse: bool = False) -> dict:
     """Score a trained head or a baseline on ``cfg.split``; return the result record (written to
     ``cfg.json_out`` when set, with its resolved config)."""
     from ..features import FeatureCache
-    from ..heads.predict import baseline_logits, trained_logits
-    from ..metrics import evaluate
-    from ..report.results import result_record, write_result
 
     _check_eval(cfg)
     check_output(cfg.json_out, inputs=[cfg.features, cfg.head], flag="--json")
     if cache is None:
         with FeatureCache(cfg.features) as c:
             return run_eval(cfg, cache=c, reuse=reuse)
+    with output_lock(cfg.json_out, flag="--json"):
+        return _eval(cfg, cache, reuse)
+
+
+def _eval(cfg: EvalConfig, cache, reuse: bool) -> dict:
+    from ..heads.predict import baseline_logits, trained_logits
+    from ..metrics import evaluate
+    from ..report.results import result_record, write_result
+
     if reuse and cfg.json_out is not None and result_reusable(cfg.json_out, cfg, cache):
         log.info("%s holds this evaluation; reusing it", cfg.json_out)
         return json.loads(Path(cfg.json_out).read_text(encoding="utf-8"))
@@ -282,8 +308,8 @@ def run_eval(cfg: EvalConfig, *, cache=None, reuse: bool = False) -> dict:
                            seed=seed, posthoc_tau=cfg.posthoc_tau, head_path=pred.head_path, label=cfg.label,
                            device=pred.device)
     if cfg.json_out is not None:
-        write_result(cfg.json_out, record)
-        write_resolved_config(Path(cfg.json_out), cfg, "eval")
+        with config_beside(cfg.json_out, cfg, "eval"):
+            write_result(cfg.json_out, record)
         log.info("wrote %s", cfg.json_out)
     return record
 
@@ -306,14 +332,20 @@ def run_report(cfg: ReportConfig, results: list | None = None) -> ReportResult:
         results: already loaded results (``load_results``), in place of ``cfg.results``.
     """
     from ..options import check_options
-    from ..report import build_tables, load_results, render
-    from ..report.plots import plot_per_class
 
     check_options(cfg)
     check_output(cfg.out, inputs=cfg.results)
     check_output(cfg.plot, inputs=cfg.results, flag="--plot")
     if cfg.plot is not None and Path(cfg.plot).suffix.lower() not in PLOT_FORMATS:
         raise LTBenchError(f"--plot {cfg.plot}: name a {', '.join(PLOT_FORMATS)} file (the suffix is the format)")
+    with output_lock(cfg.out), output_lock(cfg.plot, flag="--plot"):
+        return _report(cfg, results)
+
+
+def _report(cfg: ReportConfig, results: list | None) -> ReportResult:
+    from ..report import build_tables, load_results, render
+    from ..report.plots import plot_per_class
+
     loaded = results if results is not None else load_results(list(cfg.results))
     tables = build_tables(loaded, published=cfg.published)
     if len(tables) > 1:
@@ -322,8 +354,8 @@ def run_report(cfg: ReportConfig, results: list | None = None) -> ReportResult:
     rendered = render(tables, cfg.format, bold_best=cfg.bold_best)
     out = ReportResult(tables, rendered)
     if cfg.out is not None:
-        write_text(cfg.out, rich_to_text(rendered) if cfg.format == "rich" else rendered)
-        write_resolved_config(Path(cfg.out), cfg, "report")
+        with config_beside(cfg.out, cfg, "report"):
+            write_text(cfg.out, rich_to_text(rendered) if cfg.format == "rich" else rendered)
         out.files["table"] = Path(cfg.out)
     if cfg.plot is not None:
         out.plot = plot_per_class(loaded, cfg.plot)

@@ -191,6 +191,9 @@ def _metric(path: Path, metrics: dict, name: str) -> float | None:
         return None
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
         raise _fail(path, f"'metrics.{name}' is {v!r}, not a number or null")
+    if not 0 <= v <= 100:  # every metric is a percentage: 5740 is a damaged or hand-edited file
+        raise LTBenchError(f"{path}: 'metrics.{name}' is {v:g} %, outside 0..100 %: fix the file or write it "
+                           "again with `ltbench eval --json`")
     return float(v)
 
 
@@ -234,7 +237,7 @@ def parse_result(raw: Any, path: str | os.PathLike = "<result>") -> Result:
     metrics = {m: _metric(path, raw["metrics"], m) for m in METRICS}
     for k, v in raw["metrics"].items():  # keep extra numeric metrics (macro_f1, ...) for callers
         if k not in metrics and isinstance(v, (int, float)) and not isinstance(v, bool):
-            metrics[k] = float(v)
+            metrics[k] = _metric(path, raw["metrics"], k)
     seed = raw.get("seed")
     config = dict(raw["config"]) if isinstance(raw.get("config"), dict) else {}
     if raw.get("posthoc_tau"):  # post-hoc logit adjustment makes another configuration
@@ -252,7 +255,29 @@ def load_results(paths) -> list[Result]:
     paths = list(paths)
     if not paths:
         raise LTBenchError("no result files given; pass one or more RESULTS.json from `ltbench eval --json`")
+    _refuse_repeats(paths)
     return [load_result(p) for p in paths]
+
+
+def _refuse_repeats(paths: list) -> None:
+    """One file given twice, or two copies of one result, would count as two seeds (n = 2, ± 0.0)."""
+    import hashlib
+
+    seen_file: dict[tuple[int, int], Path] = {}
+    seen_content: dict[str, Path] = {}
+    for p in map(Path, paths):
+        try:
+            st = p.stat()
+            digest = hashlib.sha256(p.read_bytes()).hexdigest()
+        except OSError:  # load_result names a missing or unreadable file
+            continue
+        first = seen_file.setdefault((st.st_dev, st.st_ino), p)  # the same path, a symlink or a hard link
+        if first is not p:
+            raise LTBenchError(f"result file {p} is given twice (as {first} and {p}): give each result once")
+        first = seen_content.setdefault(digest, p)
+        if first is not p:
+            raise LTBenchError(f"result files {first} and {p} are identical (a copy, not another seed): "
+                               "give each result once")
 
 
 @dataclass
