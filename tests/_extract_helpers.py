@@ -8,14 +8,17 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-# Big enough that a kill lands mid-way through train (batch 8, 3 forward images per sample),
-# small enough for seconds on 2 cores.
+# Big enough that a kill lands mid-way through train (batch 8, 772 train images with 3..6 views
+# each by a view budget of 6: ragged, and batches cut by the 4 x 8 views cap), small enough for
+# seconds on 2 cores.
 SYNTH_OPTIONS = ["--option", "max_per_class=250", "--option", "val_per_class=3", "--option", "test_per_class=6"]
+VIEW_BUDGET = 6
 
 
-def extract_args(out: Path, *extra: str, views: int = 2, batch_size: int = 8, workers: int = 0) -> list[str]:
+def extract_args(out: Path, *extra: str, view_budget: int = VIEW_BUDGET, batch_size: int = 8,
+                 workers: int = 0) -> list[str]:
     return ["extract", "--dataset", "synthetic", *SYNTH_OPTIONS, "--model", "ltb-tiny-vit",
-            "--pretrained", "none", "--splits", "train,val,test", "--views", str(views),
+            "--pretrained", "none", "--splits", "train,val,test", "--view-budget", str(view_budget),
             "--batch-size", str(batch_size), "--workers", str(workers), "--seed", "3", "--device", "cpu",
             "--out", str(out), *extra]
 
@@ -24,7 +27,7 @@ def run(cmd: list[str], env: dict, timeout: float = 120) -> subprocess.Completed
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-ARRAYS = ("features", "aug_features", "labels", "paths")
+ARRAYS = ("features", "aug_features", "aug_offsets", "labels", "paths")
 
 
 def assert_same_arrays(a: Path, b: Path) -> None:
