@@ -6,7 +6,9 @@ tiny ViT (``ltb-tiny-vit``, random init):
 1. Phase A: contrastive finetuning with BALLAD's class loss (both towers). From random init
    the reference's SGD at lr 1e-5 would not move; AdamW at 2e-3 with a short warm-up learns
    on CPU in a few epochs.
-2. One extraction (center view + augmented train views) with the best Phase A checkpoint.
+2. One extraction (center view + augmented train views, by default as many per image as
+   BALLAD's Phase B is expected to draw it, at most 64: ``--view-budget``) with the best
+   Phase A checkpoint.
 3. On the cache, in seconds: the Phase A zero-shot classifier, BALLAD's adapter, a cosine head
    with logit-adjusted loss (LIFT's classifier), NCM and kNN.
 4. One result JSON per method, a leaderboard (Markdown) and the per-class accuracy plot.
@@ -87,7 +89,10 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     """Run (or finish) the demo pipeline under ``cfg.out``; return the result records."""
     from ..options import check_options
 
+    from ..features.options import check_views
+
     check_options(cfg)
+    check_views(cfg.views, cfg.view_budget)  # before Phase A, not after it
     t0 = time.perf_counter()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -109,7 +114,7 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     features = out / "features.h5"
     res = run_extract(ExtractConfig(
         **data, model=cfg.model, pretrained=str(run_dir / "best.pt"), out=str(features), splits=("train", "val", "test"),
-        views=cfg.views, seed=cfg.seed, workers=cfg.workers, device=cfg.device),
+        views=cfg.views, view_budget=cfg.view_budget, seed=cfg.seed, workers=cfg.workers, device=cfg.device),
         record={"command": "demo", **asdict(cfg)})
     if res.status == "up-to-date":
         reused.append("extract")
