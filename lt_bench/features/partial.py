@@ -18,9 +18,10 @@ from ..data.prompts import get_templates
 from ..errors import CacheError
 from ..io import atomic_path
 from ..log import get_logger
-from .cache import FORMAT_VERSION, STR, FeatureCache, partial_path, root_attrs, write_header
+from .cache import FORMAT_VERSION, STR, FeatureCache, partial_path
 from .options import ExtractOptions
 from .text import encode_class_prompts
+from .writing import root_attrs, write_header
 
 log = get_logger(__name__)
 

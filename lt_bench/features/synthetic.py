@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.base import long_tail_counts
-from .cache import root_attrs, write_cache
+from .writing import root_attrs, write_cache
 from .views import views_per_image
 
 _CHUNK = 16384
