@@ -128,6 +128,14 @@ READING = """## Reading these numbers
   inner products (one BLAS call) rather than a k = C search; the torch reference is still
   faster there (ratio < 1: lt_bench normalises in numpy, and FAISS's inner products ran
   slower than torch's matmul on this CPU). NCM takes seconds either way; no target is set for it.
+- **View budget**: `--view-budget 64` gives each train image min(64, ceil(expected Phase B
+  draws)) augmented views. On the datasets' class-count profiles that is 2.3-2.5x the views of
+  `--views 4` (2.0-2.2x the forward passes over train, center views included), and extraction
+  time follows the forward passes. Most of the extra views go to many- and medium-shot
+  classes, whose expected draws exceed 4 per image (a 50-image ImageNet-LT class: 24 views);
+  the few-shot classes the budget is for take under a tenth of them (a fifth on CIFAR-100-LT).
+  A smaller M costs less (`ratio_by_budget`) and caps the tail lower. The demo row compares
+  BALLAD's accuracy on both caches over five Phase B seeds; read its spread before its means.
 - **Adapter efficiency** compares the training loop's matmul FLOP rate with this machine's
   own `torch.mm` rate on the same shapes, measured in the same run; the peak memory is the
   process's RSS, Python and torch included.
@@ -156,7 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     json_path = args.from_json or RESULTS / ("quick.json" if args.quick else "full.json")
     command = "python -m benchmarks.report" + (" --quick" if args.quick else "")
-    command = f"`{command}` (`make {'bench-quick' if args.quick else 'bench'}`)"
+    if args.select:
+        command = f"`{command} -k \"{args.select}\"`"
+    else:
+        command = f"`{command}` (`make {'bench-quick' if args.quick else 'bench'}`)"
     rc = 0
     if not args.from_json:
         rc = run_suite(json_path, args.quick, ["-k", args.select] if args.select else [])

@@ -81,3 +81,30 @@ def torch_knn(xtr, ytr, xte, k: int, num_classes: int, device="cpu", batch: int 
         ids = ids.cpu().numpy()
         preds[s:s + batch] = knn_votes(sims.cpu().numpy(), ytr[ids], num_classes).argmax(1)
     return preds
+
+
+def long_tail_profile(most: int, fewest: int, groups: tuple[int, int, int], total: int) -> np.ndarray:
+    """A decreasing class-count profile with ``total`` images, ``most`` in the first class,
+    ``fewest`` in the last and ``groups`` = (many, medium, few) classes with > 100, 20..100 and
+    < 20 images: log-linear from 100 to 20 over the medium classes and from 19 to ``fewest``
+    over the few, and ``exp(log most + (log 101 - log most) * (i / (many - 1)) ** g)`` over the
+    many, g found by bisection so the counts sum to ``total`` (the rounding remainder spread
+    over the many classes but the first). Stands in for a dataset's real counts where its split
+    files are not at hand (ImageNet-LT: 115,846 images, 1280..5, 385 / 479 / 136 classes)."""
+    many, medium, few = groups
+    mid = np.round(np.exp(np.linspace(np.log(100), np.log(20), medium))).astype(np.int64)
+    tail = np.round(np.exp(np.linspace(np.log(19), np.log(fewest), few))).astype(np.int64)
+    x = np.arange(many) / max(1, many - 1)
+
+    def head(g: float) -> np.ndarray:
+        return np.round(np.exp(np.log(most) + (np.log(101) - np.log(most)) * x ** g)).astype(np.int64)
+
+    need = total - int(mid.sum() + tail.sum())
+    lo, hi = 1e-3, 1e3  # a larger g decays later: more images
+    for _ in range(200):
+        g = (lo * hi) ** 0.5
+        lo, hi = (g, hi) if head(g).sum() < need else (lo, g)
+    top = head(lo)
+    rest = need - int(top.sum())
+    top[1:1 + abs(rest)] += int(np.sign(rest))
+    return np.concatenate([top, mid, tail])

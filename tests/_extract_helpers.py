@@ -8,11 +8,13 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-# Big enough that a kill lands mid-way through train (batch 8, 3 forward images per sample),
-# small enough for seconds on 2 cores: 772 train images (the slow tier's kill -9 and torchrun).
+# Big enough that a kill lands mid-way through train (batch 8, 772 train images with 3..6 views
+# each by a view budget of 6: ragged, and batches cut by the 4 x 8 views cap), small enough for
+# seconds on 2 cores (the slow tier's kill -9 and torchrun).
 KILL_MAX_PER_CLASS = 250
 # The fast tier's reference: 119 train images, about a second in process.
 SMALL_MAX_PER_CLASS = 40
+VIEW_BUDGET = 6
 
 
 def synth_options(max_per_class: int) -> list[str]:
@@ -20,10 +22,12 @@ def synth_options(max_per_class: int) -> list[str]:
             "--option", "test_per_class=6"]
 
 
-def extract_args(out: Path, *extra: str, views: int = 2, batch_size: int = 8, workers: int = 0,
-                 max_per_class: int = KILL_MAX_PER_CLASS) -> list[str]:
+def extract_args(out: Path, *extra: str, view_budget: int = VIEW_BUDGET, views: int | None = None,
+                 batch_size: int = 8, workers: int = 0, max_per_class: int = KILL_MAX_PER_CLASS) -> list[str]:
+    """`ltbench extract` arguments on the synthetic set: the view budget, or flat ``views`` when given."""
+    budget = ["--views", str(views)] if views is not None else ["--view-budget", str(view_budget)]
     return ["extract", "--dataset", "synthetic", *synth_options(max_per_class), "--model", "ltb-tiny-vit",
-            "--pretrained", "none", "--splits", "train,val,test", "--views", str(views),
+            "--pretrained", "none", "--splits", "train,val,test", *budget,
             "--batch-size", str(batch_size), "--workers", str(workers), "--seed", "3", "--device", "cpu",
             "--out", str(out), *extra]
 
@@ -32,7 +36,7 @@ def run(cmd: list[str], env: dict, timeout: float = 120) -> subprocess.Completed
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-ARRAYS = ("features", "aug_features", "labels", "paths")
+ARRAYS = ("features", "aug_features", "aug_offsets", "labels", "paths")
 
 
 def assert_same_arrays(a: Path, b: Path) -> None:

@@ -12,7 +12,7 @@ from conftest import FASHION_MNIST_DIR
 needs_fmnist = pytest.mark.skipif(not (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists(),
                                   reason="Debian's dataset-fashion-mnist is not installed")
 METHODS = ["zero-shot (Phase A)", "BALLAD", "cosine + LA loss", "NCM", "kNN"]
-REDUCED = ["--epochs", "2", "--views", "1", "--head-epochs", "2", "--workers", "0"]
+REDUCED = ["--epochs", "2", "--view-budget", "1", "--head-epochs", "2", "--workers", "0"]
 
 
 @pytest.mark.slow

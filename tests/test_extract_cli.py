@@ -17,11 +17,12 @@ import pytest
 
 from _cli import run_cli
 from _data_helpers import write_png
-from _extract_helpers import SMALL_MAX_PER_CLASS, assert_same_arrays, extract_args, run
+from _extract_helpers import SMALL_MAX_PER_CLASS, VIEW_BUDGET, assert_same_arrays, extract_args, run
 from conftest import ltbench_cmd
 from lt_bench.data import load_dataset
 from lt_bench.errors import CacheError
 from lt_bench.features import FeatureCache, partial_path
+from lt_bench.features.views import views_per_image
 from lt_bench.lock import lock_path
 
 def _env() -> dict:
@@ -64,14 +65,16 @@ def test_cache_schema(small_reference):
     ds = load_dataset("synthetic", max_per_class=mpc, val_per_class=3, test_per_class=6)
     with h5py.File(reference, "r") as f:
         a = f.attrs
-        assert a["format"] == "lt_bench.features" and int(a["format_version"]) == 1
+        assert a["format"] == "lt_bench.features" and int(a["format_version"]) == 2
         assert a["model"] == "ltb-tiny-vit" and a["pretrained"] == "none" and a["checkpoint_sha256"] == ""
         assert a["dataset"] == "synthetic" and int(a["num_classes"]) == 10 and int(a["embed_dim"]) == 64
         assert bool(a["normalized"]) and a["lt_bench_version"] and "T" in a["created"]
         config = json.loads(a["config"])
         assert config["option"] == {"max_per_class": mpc, "val_per_class": 3, "test_per_class": 6}
         assert config["identity"]["dataset_options"]["max_per_class"] == mpc
-        assert config["views"] == 2 and config["templates"] == "simple" and config["seed"] == 3
+        assert config["views"] == 0 and config["view_budget"] == VIEW_BUDGET
+        assert config["identity"]["view_budget"] == VIEW_BUDGET
+        assert config["templates"] == "simple" and config["seed"] == 3
         c, d = 10, 64
         names = [s.decode() for s in f["classes/names"][()]]
         assert names == ds.classnames and f["classes/names"].dtype.kind == "O"
@@ -96,15 +99,19 @@ def test_cache_schema(small_reference):
             assert int(g.attrs["n_done"]) == n and bool(g.attrs["complete"]) and int(g.attrs["n_seen"]) == n
             assert "skipped_paths" not in g
             if s == "train":
-                aug = g["aug_features"]
-                assert aug.shape == (n, 2, d) and aug.dtype == np.float16
-                np.testing.assert_allclose(np.linalg.norm(aug[()].astype(np.float32), axis=-1), 1, atol=2e-3)
-                assert not np.array_equal(aug[:, 0], aug[:, 1])  # two different views
-                assert not np.array_equal(aug[:, 0], g["features"][()])
+                aug, off = g["aug_features"], g["aug_offsets"][()]
+                counts = views_per_image(split.labels, c, view_budget=VIEW_BUDGET)
+                assert sorted(set(counts.tolist())) == [3, 5, 6]  # ragged: class-dependent
+                assert off.dtype == np.int64 and off.tolist() == [0] + np.cumsum(counts).tolist()
+                assert aug.shape == (counts.sum(), d) and aug.dtype == np.float16 and aug.chunks is None
+                rows = aug[()].astype(np.float32)
+                np.testing.assert_allclose(np.linalg.norm(rows, axis=-1), 1, atol=2e-3)
+                assert not np.array_equal(rows[off[:-1]], rows[off[:-1] + 1])  # views 0 and 1 differ
+                assert not np.array_equal(aug[()][off[:-1]], g["features"][()])
             else:
-                assert "aug_features" not in g
+                assert "aug_features" not in g and "aug_offsets" not in g
     with FeatureCache(reference) as cache:
-        assert cache.features("train").dtype == np.float32 and cache.num_views("train") == 2
+        assert cache.features("train").dtype == np.float32 and cache.num_views("train") == VIEW_BUDGET
         assert cache.num_views("test") == 0 and cache.skipped_paths("train") == []
     toml = reference.with_name(reference.name + ".config.toml")
     assert toml.is_file() and 'dataset = "synthetic"' in toml.read_text()
@@ -223,7 +230,9 @@ def test_bad_images_stop_or_skip(tmp_path):
         assert c.skipped_paths("train") == [corrupt, missing]
         paths = c.paths("train")
         assert len(paths) == 10 and corrupt not in paths and missing not in paths
-        assert c.features("train").shape == (10, 64) and c.aug_features("train").shape == (10, 1, 64)
+        views = c.aug_features("train")  # flat --views 1: offsets 0, 1, ..., 10
+        assert c.features("train").shape == (10, 64) and views.rows.shape == (10, 64)
+        assert views.offsets.tolist() == list(range(11))
         assert c.labels("train").tolist() == [i % 3 for i in range(12) if i not in (2, 5)]
         assert c.skipped_paths("test") == [] and len(c.labels("test")) == 4
 

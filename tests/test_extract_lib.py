@@ -56,12 +56,12 @@ def test_openai_templates_in_cache(tmp_path, bundle, synth):
 
 
 def test_cache_records_environment(tmp_path, bundle, synth):
-    """The root attribute ``environment`` (additive in v1): versions and device; optional to readers."""
+    """The root attribute ``environment`` (additive): versions and device; optional to readers."""
     out = tmp_path / "f.h5"
     extract_features(out, synth, bundle, _opts(splits=("test",)))
     with FeatureCache(out) as c:
         assert_environment(c.environment, "cpu")
-        assert c.attrs["format_version"] == 1
+        assert c.attrs["format_version"] == 2 == c.format_version
     with h5py.File(out, "a") as f:  # a cache written before the attribute existed
         del f.attrs["environment"]
     with FeatureCache(out) as c:
@@ -130,18 +130,18 @@ def test_bad_image_keeps_partial_and_other_settings_refused(tmp_path, bundle):
 
 
 def test_other_format_version(tmp_path, bundle, synth):
-    out = tmp_path / "v2.h5"
+    out = tmp_path / "v3.h5"
     attrs = root_attrs(model="ltb-tiny-vit", pretrained="none", checkpoint_sha256="", dataset="synthetic",
                        num_classes=2, embed_dim=4, config={})
     write_cache(out, attrs=attrs, classnames=["a", "b"], train_counts=[1, 1], templates=["{}"],
                 text_features=np.ones((1, 2, 4), np.float32) / 2,
                 splits={"test": {"features": np.ones((2, 4)) / 2, "labels": [0, 1]}})
     with h5py.File(out, "a") as f:
-        f.attrs["format_version"] = 2
-    with pytest.raises(CacheError, match="cache format version 2.*reads version 1"):
+        f.attrs["format_version"] = 3
+    with pytest.raises(CacheError, match="cache format version 3.*reads versions 1 and 2"):
         FeatureCache(out)
     before = out.read_bytes()
-    with pytest.raises(CacheError, match="version 2.*--overwrite"):
+    with pytest.raises(CacheError, match="version 3.*--overwrite"):
         extract_features(out, synth, bundle, _opts(splits=("test",)))
     assert out.read_bytes() == before
     extract_features(out, synth, bundle, _opts(splits=("test",), overwrite=True))

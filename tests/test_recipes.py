@@ -59,7 +59,8 @@ def test_ballad_reference_hyperparameters(name):
     assert not ft["lock_image"] and not ft["lock_text"]
     assert (ft["optimizer"], ft["lr"], ft["momentum"], ft["weight_decay"]) == ("sgd", 1e-5, 0.9, 5e-4)
     assert (ft["epochs"], ft["batch_size"]) == (50, 512)
-    assert ex["templates"] == "simple" and ex["views"] >= 1 and "test" in ex["splits"]
+    # views by expected Phase B draws, capped at 64 (lt_bench/features/views.py), no flat views
+    assert ex["templates"] == "simple" and ex["view_budget"] == 64 and "views" not in ex and "test" in ex["splits"]
     assert (ad["head"], ad["alpha"], ad["lr"], ad["epochs"], ad["batch_size"]) == ("ballad", 0.2, 0.2, 10, 512)
     assert (ad["sampler"], ad["k_per_class"], ad["momentum"], ad["weight_decay"]) == ("class_aware", 4, 0.9, 5e-4)
     # the reference's schedule and tested epoch (CIFAR-100-LT has no val split to select on)
@@ -151,7 +152,8 @@ def test_dry_run_order(tmp_path):
     lines = out.strip().splitlines()
     assert all(f in lines[0] for f in ("--dataset imagenet_lt", "--root /img", "--splits-dir /splits"))
     assert "--lr 1e-05" in lines[0] and "--epochs 50" in lines[0] and "--seed 3" in lines[0]
-    assert f"--pretrained {out_dir}/finetune/best.pt" in lines[1] and "--views 4" in lines[1]
+    assert f"--pretrained {out_dir}/finetune/best.pt" in lines[1]
+    assert "--views 0 --view-budget 64" in lines[1]
     assert "--splits train,val,test" in lines[1]
     assert "--alpha 0.2" in lines[2] and "--k-per-class 4" in lines[2] and f"--out {out_dir}/heads/ballad.pt" in lines[2]
     assert "--baseline zeroshot" in lines[3] and f"--json {out_dir}/results/zeroshot.json" in lines[3]
@@ -211,6 +213,13 @@ def test_bad_value_refused_when_the_plan_is_made(tmp_path):
         code, out, err = run_cli("reproduce", "smoke", "--out", str(tmp_path / "o"), "--set", override,
                                   "--dry-run")
         assert code == 1 and flag in err and out == "", (override, err)
+    assert not (tmp_path / "o").exists()
+    # flat views and a view budget exclude each other: refused when the plan is made
+    code, out, err = run_cli(["reproduce", "ballad_imagenet_lt_vitb16", "--out", str(tmp_path / "o"), "--set",
+                              "extract.views=4", "--dry-run"], capsys)
+    lines = [ln for ln in err.splitlines() if ln.startswith("ltbench: error:")]
+    assert code == 1 and out == "" and len(lines) == 1, err
+    assert "--views 4 and --view-budget 64 exclude each other" in lines[0]
     assert not (tmp_path / "o").exists()
 
 

@@ -1,4 +1,4 @@
-"""The feature cache: HDF5, format version 1 (DESIGN.md; a contract).
+"""The feature cache: HDF5, format version 2 (README "The feature cache"; a contract).
 
 ```
 /                      attrs: format, format_version, model, pretrained, checkpoint_sha256,
@@ -8,13 +8,24 @@
 /text/templates        (T,)      utf-8        /text/features (T, C, D) float32
 /text/classifier       (C, D)    float32 normalised mean over templates
 /<split>/features      (N, D)    float16 center view, L2-normalised
-/<split>/aug_features  (N, V, D) float16 optional augmented views
+/<split>/aug_features  (M, D)    float16 optional augmented views, all images' rows in image order
+/<split>/aug_offsets   (N+1,)    int64   with aug_features: image i's views are rows
+                                         aug_offsets[i] : aug_offsets[i+1]
 /<split>/labels (N,) int64       /<split>/paths (N,) utf-8
 /<split>/skipped_paths (K,) utf-8, optional: images left out by --skip-bad
 /<split> attrs: n_done, complete; optional n_seen
 ```
 
-Additive, still version 1 (readers that ignore them lose nothing): ``/<split>/skipped_paths``
+Version 2 (ragged views): each image holds its own number of augmented views
+(``ltbench extract --view-budget M``: by expected Phase B draws, ``views.py``); a flat
+``--views V`` is the case ``aug_offsets = V * arange(N + 1)``. ``aug_offsets`` starts at 0,
+never decreases and ends at M. Every new cache is written as version 2.
+
+Version 1 differs only there: ``/<split>/aug_features (N, V, D)`` float16, V views per image,
+no ``aug_offsets``. ``FeatureCache`` reads both versions (``format_version`` says which) and
+gives augmented views in one shape either way (``aug_features``: ``AugViews(rows, offsets)``).
+
+Additive in both versions (readers that ignore them lose nothing): ``/<split>/skipped_paths``
 (ids of images ``ltbench extract --skip-bad`` left out, so N = split size - K), the split
 attribute ``n_seen`` (images processed, written or skipped: where a resumed extraction starts
 reading; ``n_done`` stays the number of rows written) and the root attribute ``environment``
@@ -22,11 +33,13 @@ reading; ``n_done`` stays the number of rows written) and the root attribute ``e
 versions, the platform and the device the file was created on; a resumed or extended file
 keeps its first run's, as it keeps ``created``; ``FeatureCache.environment`` is None for a
 cache without it). While a split is incomplete its row datasets may be longer than
-``n_done`` (allocated at the split's size, filled in order); a complete split has exactly
-``n_done`` rows. ``ltbench extract`` writes the row datasets contiguous (unchunked), which
-reads back as fast as a raw file (benchmarks/test_bench_extract.py).
+``n_done`` (allocated at the split's size, filled in order; ``aug_offsets[n_done]`` augmented
+rows are written); a complete split has exactly ``n_done`` rows, ``n_done + 1`` offsets and
+``aug_offsets[n_done]`` augmented rows. ``ltbench extract`` writes the row datasets contiguous
+(unchunked), which reads back as fast as a raw file (benchmarks/test_bench_extract.py).
 
-``FeatureCache`` is the one reader every later command uses: it validates format, version and
+Writers: ``writing.py`` (``root_attrs``, ``write_header``, ``write_cache``) and the extraction's
+partial file (``partial.py``). ``FeatureCache`` is the one reader every later command uses: it validates format, version and
 attributes on open, and refuses an incomplete split when asked for its rows.
 """
 
@@ -34,18 +47,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import h5py
 import numpy as np
 
 from .. import __version__
 from ..errors import CacheError
-from ..io import atomic_path
-from ..provenance import environment as _environment
-from ..provenance import now_iso
 
 FORMAT = "lt_bench.features"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # what is written
+READ_VERSIONS = (1, 2)  # what FeatureCache reads
 SPLITS = ("train", "val", "test")
 REQUIRED_ATTRS = ("format", "format_version", "model", "pretrained", "checkpoint_sha256", "dataset",
                   "num_classes", "embed_dim", "normalized", "lt_bench_version", "created", "config")
@@ -94,9 +106,10 @@ class FeatureCache:
         if a.get("format") != FORMAT:
             raise CacheError(f"{self.path} is not an lt_bench feature cache (format={a.get('format')!r})")
         version = int(a.get("format_version", -1))
-        if version != FORMAT_VERSION:
+        if version not in READ_VERSIONS:
             raise CacheError(f"{self.path} has cache format version {version}; this lt_bench "
-                             f"({__version__}) reads version {FORMAT_VERSION}: re-extract it")
+                             f"({__version__}) reads versions {' and '.join(map(str, READ_VERSIONS))}: re-extract it")
+        self.format_version = version
         missing = [k for k in REQUIRED_ATTRS if k not in a]
         if missing:
             raise CacheError(f"{self.path} lacks attributes {', '.join(missing)}: re-extract it")
@@ -171,13 +184,26 @@ class FeatureCache:
             problems.append(f"features shape {g['features'].shape}, expected (N, {self.embed_dim})")
         if g["labels"].shape != (n,) or g["paths"].shape != (n,):
             problems.append(f"{n} feature rows but labels {g['labels'].shape}, paths {g['paths'].shape}")
-        if "aug_features" in g and (g["aug_features"].ndim != 3 or g["aug_features"].shape[0] != n
-                                    or g["aug_features"].shape[2] != self.embed_dim):
-            problems.append(f"aug_features shape {g['aug_features'].shape}, expected ({n}, V, {self.embed_dim})")
+        if "aug_features" in g:
+            problems += self._check_views(g, n)
         if "n_done" in g.attrs and int(g.attrs["n_done"]) != n:
             problems.append(f"n_done={int(g.attrs['n_done'])} but {n} rows")
         if problems:
             raise CacheError(f"split {split!r} of {self.path} is inconsistent ({'; '.join(problems)}): re-extract it")
+
+    def _check_views(self, g: h5py.Group, n: int | None) -> list[str]:
+        aug, d = g["aug_features"], self.embed_dim
+        if self.format_version == 1:
+            ok = aug.ndim == 3 and aug.shape[0] == n and aug.shape[2] == d
+            return [] if ok else [f"aug_features shape {aug.shape}, expected ({n}, V, {d})"]
+        if aug.ndim != 2 or aug.shape[1] != d:
+            return [f"aug_features shape {aug.shape}, expected (M, {d})"]
+        if "aug_offsets" not in g:
+            return ["aug_features without aug_offsets"]
+        off = g["aug_offsets"][()]
+        if off.shape != ((n or 0) + 1,) or off[0] != 0 or off[-1] != aug.shape[0] or (np.diff(off) < 0).any():
+            return [f"aug_offsets (shape {off.shape}) do not cut {aug.shape[0]} augmented rows into {n} images"]
+        return []
 
     def __len__(self) -> int:  # pragma: no cover - convenience
         return sum(len(self.labels(s)) for s in self.splits)
@@ -190,14 +216,37 @@ class FeatureCache:
         """The on-disk float16 dataset, for streaming reads."""
         return self._group(split)["features"]
 
-    def aug_features(self, split: str) -> np.ndarray | None:
-        """(N, V, D) float32 augmented views, or None when the cache has none for ``split``."""
+    def aug_features(self, split: str) -> AugViews | None:
+        """The augmented views of ``split`` as ``AugViews(rows, offsets)``, or None when it has none.
+
+        ``rows`` (M, D) float16, as stored (cast per batch: an ImageNet-LT-sized budget is
+        gigabytes in float32); ``offsets`` (N + 1,) int64, image i's views are
+        ``rows[offsets[i]:offsets[i + 1]]``. A version 1 cache's (N, V, D) array comes as
+        ``rows = aug.reshape(N * V, D)``, ``offsets = V * arange(N + 1)``.
+        """
         g = self._group(split)
-        return g["aug_features"][()].astype(np.float32) if "aug_features" in g else None
+        if "aug_features" not in g:
+            return None
+        aug = g["aug_features"][()]
+        if self.format_version == 1:
+            n, v, d = aug.shape
+            return AugViews(aug.reshape(n * v, d), v * np.arange(n + 1, dtype=np.int64))
+        return AugViews(aug, g["aug_offsets"][()].astype(np.int64))
+
+    def view_counts(self, split: str) -> np.ndarray:
+        """(N,) int64 augmented views of each image of ``split`` (zeros when it has none)."""
+        g = self._group(split)
+        n = g["features"].shape[0]
+        if "aug_features" not in g:
+            return np.zeros(n, dtype=np.int64)
+        if self.format_version == 1:
+            return np.full(n, g["aug_features"].shape[1], dtype=np.int64)
+        return np.diff(g["aug_offsets"][()]).astype(np.int64)
 
     def num_views(self, split: str) -> int:
-        g = self._group(split)
-        return int(g["aug_features"].shape[1]) if "aug_features" in g else 0
+        """The most augmented views an image of ``split`` has (V of a flat layout; 0: none)."""
+        counts = self.view_counts(split)
+        return int(counts.max()) if len(counts) else 0
 
     def labels(self, split: str) -> np.ndarray:
         return self._group(split)["labels"][()].astype(np.int64)
@@ -213,9 +262,21 @@ class FeatureCache:
     def provenance(self) -> dict:
         """Identity of the cache, recorded in heads and results and checked against them."""
         p = {k: self.attrs[k] for k in IDENTITY_KEYS}
-        p.update(path=str(self.path), format_version=FORMAT_VERSION, created=self.attrs["created"],
+        p.update(path=str(self.path), format_version=self.format_version, created=self.attrs["created"],
                  classnames_hash=classnames_hash(self.classnames))
         return p
+
+
+class AugViews(NamedTuple):
+    """Augmented views, ragged: image i's are ``rows[offsets[i]:offsets[i + 1]]``."""
+
+    rows: np.ndarray  # (M, D)
+    offsets: np.ndarray  # (N + 1,) int64
+
+    @property
+    def counts(self) -> np.ndarray:
+        """(N,) views of each image."""
+        return np.diff(self.offsets)
 
 
 def classnames_hash(names: list[str]) -> str:
@@ -232,58 +293,3 @@ def check_same_identity(expected: dict, actual: dict, what: str = "head") -> Non
     if diffs:
         raise CacheError(f"the {what} was made on another cache ({'; '.join(diffs)}): "
                          f"use the cache it was trained on, or retrain it on this one")
-
-
-def root_attrs(*, model: str, pretrained: str, checkpoint_sha256: str, dataset: str, num_classes: int,
-               embed_dim: int, config: dict, normalized: bool = True, created: str | None = None,
-               device=None) -> dict:
-    """The root attributes of a v1 cache.
-
-    Args:
-        device: where the features are computed (``torch.device`` or string), recorded in the
-            ``environment`` attribute; None records it as unknown.
-    """
-    return dict(format=FORMAT, format_version=FORMAT_VERSION, model=model, pretrained=pretrained,
-                checkpoint_sha256=checkpoint_sha256, dataset=dataset, num_classes=int(num_classes),
-                embed_dim=int(embed_dim), normalized=bool(normalized), lt_bench_version=__version__,
-                created=created or now_iso(), config=json.dumps(config, sort_keys=True),
-                environment=json.dumps(_environment(device)))
-
-
-def write_header(f: h5py.File, attrs: dict, classnames: list[str], train_counts, templates: list[str],
-                 text_features: np.ndarray) -> None:
-    """Write root attributes, classes and the text side (classifier = normalised template mean)."""
-    for k, v in attrs.items():
-        f.attrs[k] = v
-    f.create_dataset("classes/names", data=np.array(classnames, dtype=object), dtype=STR)
-    f.create_dataset("classes/train_counts", data=np.asarray(train_counts, dtype=np.int64))
-    tf = np.asarray(text_features, dtype=np.float32)
-    f.create_dataset("text/templates", data=np.array(templates, dtype=object), dtype=STR)
-    f.create_dataset("text/features", data=tf)
-    mean = tf.mean(axis=0)
-    f.create_dataset("text/classifier", data=mean / np.linalg.norm(mean, axis=-1, keepdims=True))
-
-
-def write_cache(path: str | Path, *, attrs: dict, classnames: list[str], train_counts, templates: list[str],
-                text_features: np.ndarray, splits: dict[str, dict]) -> Path:
-    """Write a whole cache at once, atomically (tests, benchmarks, converted features).
-
-    ``splits[name]`` holds ``features`` (N, D), ``labels`` (N,), optional ``paths`` and
-    ``aug_features`` (N, V, D). Features are stored as given (normalise first if
-    ``attrs['normalized']``).
-    """
-    path = Path(path)
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        write_header(f, attrs, classnames, train_counts, templates, text_features)
-        for name, s in splits.items():
-            n = len(s["labels"])
-            g = f.create_group(name)
-            g.create_dataset("features", data=np.asarray(s["features"], dtype=np.float16))
-            if s.get("aug_features") is not None:
-                g.create_dataset("aug_features", data=np.asarray(s["aug_features"], dtype=np.float16))
-            g.create_dataset("labels", data=np.asarray(s["labels"], dtype=np.int64))
-            paths = s.get("paths") or [f"{name}/{i}" for i in range(n)]
-            g.create_dataset("paths", data=np.array(paths, dtype=object), dtype=STR)
-            g.attrs["n_done"] = n
-            g.attrs["complete"] = True
-    return path

@@ -1,4 +1,4 @@
-"""Feature extraction: images -> the HDF5 cache (format v1), resumable, atomic, shardable.
+"""Feature extraction: images -> the HDF5 cache (format v2), resumable, atomic, shardable.
 
 ``extract_features(out, dataset, bundle, ExtractOptions(...))`` runs the backbone once over
 the requested splits and writes what ``FeatureCache`` reads.
@@ -8,30 +8,40 @@ How the file is written (and why):
 - Everything goes into ``OUT.partial`` (``cache.partial_path``); ``os.replace`` moves it onto
   ``OUT`` only when every requested split is complete, so a failed or killed run never damages
   an existing good output.
-- Per split, ``features`` (N, D) float16, ``aug_features`` (N, V, D) float16, ``labels`` and
-  ``paths`` are created at the split's full size N as *contiguous* datasets (the fastest layout
-  to read back whole, see benchmarks/test_bench_extract.py) and filled in order, one round of
-  batches at a time. After each round the rows are flushed (``f.flush()``) and only then the
+- Each train image's augmented views are known before the first batch (``views.py``:
+  ``--views K`` flat, or ``--view-budget M`` by expected Phase B draws, from the split's labels).
+- Per split, ``features`` (N, D) float16, ``labels`` and ``paths``, and for train with views
+  ``aug_features`` (sum of the view counts, D) float16 and ``aug_offsets`` (N + 1,) int64
+  are created at their full size as *contiguous* datasets (the fastest layout to read back
+  whole, see benchmarks/test_bench_extract.py) and filled in order, one round of batches at a
+  time: a round's augmented rows go to ``aug_offsets[n_done]`` onwards and the offsets of its
+  images after them. After each round the rows are flushed (``f.flush()``) and only then the
   split's attributes advance: ``n_done`` (rows written) and ``n_seen`` (images processed,
-  written or skipped; an additive attribute, format stays version 1). A rerun of the same
-  command resumes at image ``n_seen`` / row ``n_done``.
-- ``--skip-bad``: a missing or undecodable image gets no row; its id is appended to
-  ``/<split>/skipped_paths`` (resizable, optional). When the split completes with K skipped
-  images, the four row datasets are cut to N - K rows (rewritten once; the step is idempotent,
-  so a kill during it is resumed too), then ``complete=True``.
+  written or skipped). ``aug_offsets[n_done]`` is where the next augmented row goes, so a
+  rerun of the same command resumes at image ``n_seen`` / row ``n_done`` / augmented row
+  ``aug_offsets[n_done]``.
+- ``--skip-bad``: a missing or undecodable image gets no row (and no augmented rows); its id is
+  appended to ``/<split>/skipped_paths`` (resizable, optional). When the split completes with K
+  skipped images, the row datasets are cut to N - K rows (``aug_offsets`` to N - K + 1,
+  ``aug_features`` to its last offset; rewritten once; the step is idempotent, so a kill
+  during it is resumed too), then ``complete=True``.
 - Identity: the root ``config`` attribute (JSON) carries the resolved options and an
-  ``identity`` block (dataset + options, model, weights, templates, views, seed). A partial or
-  an existing output with another identity is refused with the differences named, unless
-  ``overwrite``. An existing complete output with the same identity is extended with the
-  missing splits (copied to the partial first), or reported up to date.
-- Determinism: batches are aligned to ``batch_size`` from the split's resume point, the center
-  view is deterministic, and augmented view v of image i is drawn from RNGs seeded by
-  ``(seed, i, v)`` inside ``__getitem__``; so DataLoader workers, resume and sharding do not
-  change the file's arrays. The batch size is not part of the identity: resuming with another
-  one continues correctly, but its rows may differ in the last bits from an uninterrupted run.
+  ``identity`` block (dataset + options, model, weights, templates, views, view budget, seed).
+  A partial or an existing output with another identity is refused with the differences named,
+  unless ``overwrite``. An existing complete output with the same identity is extended with the
+  missing splits (copied to the partial first), or reported up to date; a version 1 output is
+  reported up to date when complete but not extended (that would mix formats).
+- Determinism: batches are planned from the split's resume point (``views.plan_batches``:
+  contiguous, at most ``batch_size`` images and ``4 x batch_size`` augmented views, greedy, so
+  a resume continues the same plan), the center view is deterministic, and augmented view v of
+  image i is drawn from RNGs seeded by ``(seed, i, v)`` inside ``__getitem__``; so DataLoader
+  workers, resume and sharding do not change the file's arrays. The batch size is not part of
+  the identity: resuming with another one continues correctly, but its rows may differ in the
+  last bits from an uninterrupted run.
 - Under torchrun each round holds ``world_size`` batches, batch r computed by rank r; rank 0
-  gathers them (``all_gather``) and writes. Bad images are seen by every rank in the gathered
-  metadata, so every rank stops with the same error.
+  gathers them (``all_gather``; every rank pads to the round's largest batch, known to all from
+  the plan) and writes. Bad images are seen by every rank in the gathered metadata, so every
+  rank stops with the same error.
 """
 
 from __future__ import annotations
@@ -39,7 +49,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -55,10 +64,11 @@ from ..device import amp_policy
 from ..errors import CacheError, LTBenchError
 from ..io import publish
 from ..log import get_logger
-from ..options import check_options
 from .cache import partial_path
+from .items import Items, loader, raise_bad_image
 from .options import SPLIT_NAMES, ExtractOptions
 from .partial import SplitWriter, identity, prepare
+from .views import plan_batches, views_per_image
 
 log = get_logger(__name__)
 
@@ -77,65 +87,6 @@ class ExtractResult:
         return self.images / self.seconds if self.seconds > 0 else 0.0
 
 
-# -- the dataset DataLoader workers run ------------------------------------------------------
-
-def _view_seed(seed: int, index: int, view: int) -> int:
-    return int(np.random.SeedSequence([seed, index, view]).generate_state(1)[0])
-
-
-class _Items(torch.utils.data.Dataset):
-    """Image i -> (center view, augmented views (V, 3, S, S), i, ok). Never raises for a bad
-    image: it returns zeros and ok=0, and the main process decides (skip or stop)."""
-
-    def __init__(self, split: Split, center, augment, views: int, seed: int, size: int):
-        self.split, self.center, self.augment = split, center, augment
-        self.views, self.seed, self.size = views, seed, size
-
-    def __len__(self) -> int:
-        return len(self.split)
-
-    def _augmented(self, img, i: int, v: int) -> torch.Tensor:
-        # torchvision v1 transforms draw from torch's global CPU RNG (and python's random);
-        # seed both per (seed, image, view) and restore them, so the view is the same whatever
-        # the batching, worker or resume point.
-        s = _view_seed(self.seed, i, v)
-        py_state, t_state = random.getstate(), torch.get_rng_state()
-        random.seed(s)
-        torch.default_generator.manual_seed(s)
-        try:
-            return self.augment(img)
-        finally:
-            random.setstate(py_state)
-            torch.set_rng_state(t_state)
-
-    def __getitem__(self, i: int):
-        try:
-            img = self.split.load_image(i)
-            x = self.center(img)
-            xs = (torch.stack([self._augmented(img, i, v) for v in range(self.views)])
-                  if self.views else torch.empty(0))
-            ok = 1
-        except Exception:  # noqa: BLE001 - any unreadable image; the main process names it
-            x = torch.zeros(3, self.size, self.size)
-            xs = torch.zeros(self.views, 3, self.size, self.size) if self.views else torch.empty(0)
-            ok = 0
-        return x, xs, i, ok
-
-
-def _raise_bad_image(split: Split, split_name: str, i: int) -> None:
-    """Reproduce the loader's one-line error for image i in this process (workers wrap theirs)."""
-    try:
-        split.load_image(i)
-    except LTBenchError as e:
-        raise LTBenchError(f"{e} ({split_name} image {split.ids[i]}; pass --skip-bad to leave "
-                           "unreadable images out)") from None
-    except Exception as e:  # noqa: BLE001
-        raise LTBenchError(f"cannot read {split_name} image {split.ids[i]}: {e} "
-                           "(pass --skip-bad to leave unreadable images out)") from None
-    raise LTBenchError(f"cannot transform {split_name} image {split.ids[i]} "
-                       "(pass --skip-bad to leave unreadable images out)")
-
-
 # -- the main loop -------------------------------------------------------------------------------
 
 def _encode_images(model, x: torch.Tensor, device: torch.device, batch: int) -> torch.Tensor:
@@ -151,63 +102,54 @@ def _encode_images(model, x: torch.Tensor, device: torch.device, batch: int) -> 
     return torch.cat(out) if out else torch.empty(0)
 
 
-def _loader(items: _Items, batches: list[list[int]], workers: int, device: torch.device):
-    import multiprocessing as mp
-
-    kw = {}
-    if workers > 0:
-        # fork: the dataset (closures, open files) need not pickle, and workers start fast
-        kw["multiprocessing_context"] = "fork" if "fork" in mp.get_all_start_methods() else None
-    return torch.utils.data.DataLoader(items, batch_sampler=batches, num_workers=workers,
-                                       pin_memory=device.type == "cuda", **kw)
-
-
 @torch.inference_mode()
 def _run_split(name: str, split: Split, bundle, opts: ExtractOptions, start: int, writer: SplitWriter | None,
-               ctx: dist_.DistContext, progress, dim: int) -> int:
-    """Extract images ``start..N`` of one split; returns how many images this run processed."""
+               ctx: dist_.DistContext, progress, dim: int, counts: np.ndarray) -> int:
+    """Extract images ``start..N`` of one split (``counts``: each image's augmented views);
+    returns how many images this run processed."""
     n = len(split)
     b, w, r = opts.batch_size, ctx.world_size, ctx.rank
-    views = opts.views if name == "train" else 0
-    starts = list(range(start, n, b))  # batch k covers [starts[k], starts[k] + b)
-    rounds = math.ceil(len(starts) / w)
-    mine = [list(range(starts[k], min(n, starts[k] + b))) for k in range(r, len(starts), w)]
+    batches = plan_batches(counts, start, b)  # [(s, e), ...]; round j is batches[j*w : (j+1)*w]
+    cum = np.concatenate([[0], np.cumsum(counts)])
+    rounds = math.ceil(len(batches) / w)
+    mine = [list(range(s, e)) for s, e in batches[r::w]]
     size = bundle.info.image_size
-    items = _Items(split, bundle.preprocess_val, bundle.preprocess_train, views, opts.seed, size)
-    it = iter(_loader(items, mine, opts.workers, ctx.device)) if mine else iter(())
+    items = Items(split, bundle.preprocess_val, bundle.preprocess_train, counts, opts.seed, size)
+    it = iter(loader(items, mine, opts.workers, ctx.device)) if mine else iter(())
     task = progress.add_task(f"{name}", total=n, completed=start) if progress is not None else None
-    width = (1 + views) * dim
     processed = 0
     for j in range(rounds):
-        packed = torch.zeros(b, width, dtype=torch.float16)
-        meta = torch.full((b, 2), -1, dtype=torch.int64)  # (image index, ok); -1 = padding
+        here = batches[j * w:(j + 1) * w]
+        a_max = max(int(cum[e] - cum[s]) for s, e in here)  # the round's most augmented views in a batch
+        packed = torch.zeros(b + a_max, dim, dtype=torch.float16)  # rows :b center views, b: augmented
+        meta = torch.zeros(b, 2, dtype=torch.int64)  # (image index, ok)
         if j < len(mine):
             x, xs, idx, ok = next(it)
-            k = len(idx)
-            packed[:k, :dim] = _encode_images(bundle.model, x, ctx.device, b)
-            if views:
-                flat = xs.reshape(k * views, *xs.shape[2:])
-                packed[:k, dim:] = _encode_images(bundle.model, flat, ctx.device, b).reshape(k, views * dim)
+            k, a = len(idx), len(xs)
+            packed[:k] = _encode_images(bundle.model, x, ctx.device, b)
+            if a:
+                packed[b:b + a] = _encode_images(bundle.model, xs, ctx.device, b)
             meta[:k, 0] = idx
             meta[:k, 1] = ok
         # float16 travels as bytes: bit-exact, and gloo has no 16-bit integer type
         parts = dist_.all_gather_tensor(packed.view(torch.uint8))
         metas = dist_.all_gather_tensor(meta)
-        packed_all = torch.cat(parts).view(torch.float16).numpy()
-        meta_all = torch.cat(metas).numpy()
-        real = meta_all[:, 0] >= 0
-        packed_all, meta_all = packed_all[real], meta_all[real]
+        blocks = [p.view(torch.float16).numpy() for p in parts]
+        meta_all = np.concatenate([m[:e - s].numpy() for m, (s, e) in zip(metas, here)])
+        centers = np.concatenate([blk[:e - s] for blk, (s, e) in zip(blocks, here)])
+        aug_all = np.concatenate([blk[b:b + cum[e] - cum[s]] for blk, (s, e) in zip(blocks, here)])
         bad = meta_all[meta_all[:, 1] == 0, 0]
         if len(bad) and not opts.skip_bad:
-            _raise_bad_image(split, name, int(bad[0]))  # every rank raises the same error
+            raise_bad_image(split, name, int(bad[0]))  # every rank raises the same error
         good = meta_all[:, 1] == 1
         rows = meta_all[good, 0]
-        covered = int(meta_all[-1, 0]) + 1 if len(meta_all) else start
+        covered = here[-1][1]
         processed += len(meta_all)
         if writer is not None:
-            feats = packed_all[good, :dim]
-            aug = packed_all[good, dim:].reshape(len(rows), views, dim) if views else None
-            writer.append(feats, aug, split.labels[rows], [split.ids[i] for i in rows],
+            aug = None
+            if writer.has_views:
+                aug = aug_all[np.repeat(good, counts[meta_all[:, 0]])]
+            writer.append(centers[good], aug, counts[rows], split.labels[rows], [split.ids[i] for i in rows],
                           [split.ids[i] for i in bad], covered)
         if task is not None:
             progress.update(task, completed=covered)
@@ -237,7 +179,7 @@ def extract_features(out: str | Path, dataset: LTDataset, bundle, opts: ExtractO
     ctx = ctx or dist_.DistContext(device=next(bundle.model.parameters()).device)
     out = Path(out)
     # checks every rank makes alike, before anything is touched
-    check_options(opts)
+    opts.validate()
     unknown = [s for s in opts.splits if s not in SPLIT_NAMES]
     if unknown or not opts.splits:
         raise LTBenchError(f"--splits takes train, val and/or test, comma-separated; got {','.join(opts.splits)!r}")
@@ -300,11 +242,13 @@ def _extract(out: Path, dataset: LTDataset, bundle, opts: ExtractOptions, config
             if plan["complete"][s]:  # every rank decides from the same plan, so none waits alone
                 continue
             split = dataset.split(s)
+            counts = (views_per_image(split.labels, dataset.num_classes, views=opts.views,
+                                      view_budget=opts.view_budget) if s == "train" else np.zeros(len(split), np.int64))
             writer = None
             if f is not None:
-                writer = SplitWriter(f, s, len(split), bundle.info.embed_dim, opts.views if s == "train" else 0)
+                writer = SplitWriter(f, s, len(split), bundle.info.embed_dim, counts)
             images += _run_split(s, split, bundle, opts, plan["start"][s], writer, ctx, progress,
-                                 bundle.info.embed_dim)
+                                 bundle.info.embed_dim, counts)
         result = ExtractResult(path=out, status="written", images=images)
         if f is not None:
             splits = [s for s in ("train", "val", "test") if s in f]

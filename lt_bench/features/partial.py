@@ -18,13 +18,14 @@ from ..data.prompts import get_templates
 from ..errors import CacheError
 from ..io import atomic_path
 from ..log import get_logger
-from .cache import STR, FeatureCache, partial_path, root_attrs, write_header
+from .cache import FORMAT_VERSION, STR, FeatureCache, partial_path
 from .options import ExtractOptions
 from .text import encode_class_prompts
+from .writing import root_attrs, write_header
 
 log = get_logger(__name__)
 
-ROW_DATASETS = ("features", "aug_features", "labels", "paths")
+ROW_DATASETS = ("features", "aug_features", "aug_offsets", "labels", "paths")
 
 
 # -- identity ------------------------------------------------------------------------------------
@@ -41,15 +42,19 @@ def identity(dataset: LTDataset, info, opts: ExtractOptions) -> dict:
         "quick_gelu": bool(info.arch.get("quick_gelu", False)),
         "templates": opts.templates,
         "views": int(opts.views),
+        "view_budget": int(opts.view_budget),
         "seed": int(opts.seed),
     }
 
 
 def _fileidentity(attrs) -> dict | None:
     try:
-        return json.loads(attrs["config"]).get("identity")
+        ident = json.loads(attrs["config"]).get("identity")
     except Exception:
         return None
+    if isinstance(ident, dict):
+        ident.setdefault("view_budget", 0)  # files from before view budgets had flat views only
+    return ident
 
 
 def differences(old: dict | None, new: dict) -> list[str]:
@@ -61,16 +66,24 @@ def differences(old: dict | None, new: dict) -> list[str]:
 # -- writing one split -------------------------------------------------------------------------
 
 class SplitWriter:
-    """Rank 0's handle on ``/<split>`` of the partial file."""
+    """Rank 0's handle on ``/<split>`` of the partial file.
 
-    def __init__(self, f: h5py.File, name: str, n_total: int, dim: int, views: int):
+    Args:
+        view_counts: (N,) augmented views of each image; all zeros (or None): no augmented views.
+    """
+
+    def __init__(self, f: h5py.File, name: str, n_total: int, dim: int, view_counts=None):
         self.f, self.name, self.n_total = f, name, n_total
+        counts = np.zeros(n_total, np.int64) if view_counts is None else np.asarray(view_counts, np.int64)
+        self.has_views = bool(counts.any())
         if name not in f:
             g = f.create_group(name)
             # contiguous (no chunks): whole-array reads are as fast as a raw file read
             g.create_dataset("features", shape=(n_total, dim), dtype=np.float16)
-            if views:
-                g.create_dataset("aug_features", shape=(n_total, views, dim), dtype=np.float16)
+            if self.has_views:  # sized up front: every image's view count is known
+                g.create_dataset("aug_features", shape=(int(counts.sum()), dim), dtype=np.float16)
+                g.create_dataset("aug_offsets", shape=(n_total + 1,), dtype=np.int64)
+                g["aug_offsets"][0] = 0
             g.create_dataset("labels", shape=(n_total,), dtype=np.int64)
             g.create_dataset("paths", shape=(n_total,), dtype=STR)
             g.attrs["n_done"] = 0
@@ -79,12 +92,13 @@ class SplitWriter:
             f.flush()
         self.g = f[name]
         self._recover_compaction()
-        feats = self.g["features"]
-        if feats.shape[1] != dim or ("aug_features" in self.g) != bool(views) or (
-                views and self.g["aug_features"].shape[1] != views):
+        feats, aug = self.g["features"], self.g.get("aug_features")
+        if feats.shape[1] != dim or (aug is not None) != self.has_views or (
+                aug is not None and (aug.ndim != 2 or aug.shape[1] != dim or "aug_offsets" not in self.g)):
             raise CacheError(f"split {name!r} of {f.filename} has shape {feats.shape} "
-                             f"(views {self.g['aug_features'].shape[1] if 'aug_features' in self.g else 0}), "
-                             f"expected D={dim}, views {views}: pass --overwrite to start again")
+                             f"(augmented views {aug.shape if aug is not None else 'none'}), "
+                             f"expected D={dim}, {'ragged ' if self.has_views else 'no '}augmented views: "
+                             "pass --overwrite to start again")
 
     @property
     def n_done(self) -> int:
@@ -98,15 +112,20 @@ class SplitWriter:
     def complete(self) -> bool:
         return bool(self.g.attrs.get("complete", False))
 
-    def append(self, feats: np.ndarray, aug: np.ndarray | None, labels: np.ndarray, paths: list[str],
-               skipped: list[str], n_seen: int) -> None:
-        """Write rows at ``n_done``, flush, then advance ``n_done``/``n_seen`` (and flush again)."""
+    def append(self, feats: np.ndarray, aug: np.ndarray | None, aug_counts: np.ndarray, labels: np.ndarray,
+               paths: list[str], skipped: list[str], n_seen: int) -> None:
+        """Write rows at ``n_done`` (augmented rows at ``aug_offsets[n_done]``, ``aug_counts`` per
+        row), flush, then advance ``n_done``/``n_seen`` (and flush again)."""
         n0 = self.n_done
         n1 = n0 + len(labels)
         if n1 > n0:
             self.g["features"][n0:n1] = feats
-            if aug is not None:
-                self.g["aug_features"][n0:n1] = aug
+            if self.has_views:
+                off = self.g["aug_offsets"]
+                a0 = int(off[n0])
+                if len(aug):
+                    self.g["aug_features"][a0:a0 + len(aug)] = aug
+                off[n0 + 1:n1 + 1] = a0 + np.cumsum(aug_counts)
             self.g["labels"][n0:n1] = labels
             self.g["paths"][n0:n1] = np.array(paths, dtype=object)
         if skipped:
@@ -133,10 +152,11 @@ class SplitWriter:
     def finish(self) -> None:
         """Cut the row datasets to ``n_done`` rows when images were skipped; mark complete."""
         n = self.n_done
+        size = {"aug_offsets": n + 1, "aug_features": int(self.g["aug_offsets"][n]) if self.has_views else 0}
         for name in ROW_DATASETS:
-            if name in self.g and self.g[name].shape[0] != n:
+            if name in self.g and self.g[name].shape[0] != size.get(name, n):
                 ds = self.g[name]
-                self.g.create_dataset(name + ".tmp", data=ds[:n], dtype=ds.dtype)
+                self.g.create_dataset(name + ".tmp", data=ds[:size.get(name, n)], dtype=ds.dtype)
                 del self.g[name]
                 self.g.move(name + ".tmp", name)
         self.g.attrs["complete"] = True
@@ -151,6 +171,7 @@ def _open_existing_output(out: Path, ident: dict, opts: ExtractOptions) -> tuple
         with FeatureCache(out) as c:
             diffs = differences(_fileidentity(c._h5.attrs), ident)
             have = [s for s in c.splits if c.is_complete(s)]
+            version = c.format_version
     except CacheError as e:
         if opts.overwrite:
             return "fresh", []
@@ -163,6 +184,10 @@ def _open_existing_output(out: Path, ident: dict, opts: ExtractOptions) -> tuple
     if opts.overwrite:
         return "fresh", []
     missing = [s for s in opts.splits if s not in have]
+    if missing and version != FORMAT_VERSION:
+        raise CacheError(f"{out} is a cache of format version {version}, which this lt_bench reads but does not "
+                         f"extend (it writes version {FORMAT_VERSION}): choose another --out, or pass --overwrite "
+                         f"to re-extract it with splits {', '.join(opts.splits)}")
     return ("extend", have) if missing else ("done", have)
 
 

@@ -1,7 +1,7 @@
 """The text side of a cache: per-template class embeddings, L2-normalised.
 
 ``encode_class_prompts`` returns (T, C, D) float32; the cache's ``/text/classifier`` is the
-normalised mean over templates (``cache.write_header`` computes it, so every writer agrees).
+normalised mean over templates (``writing.write_header`` computes it, so every writer agrees).
 """
 
 from __future__ import annotations

@@ -1,7 +1,11 @@
 """Train a head on cached features (Phase B): the whole train set in memory, steps are tensor ops.
 
-The train set lives on the chosen device as one float32 tensor ((N, D), or (N*V, D) when the
-cache has augmented views; each drawn sample then takes one of its V views at random). An epoch
+The train set lives on the chosen device as one tensor: the (N, D) center views in float32, or,
+when the cache has augmented views and ``views`` is on, all images' views (M, D) in the dtype
+they were read in (float16 from a cache: half the memory; a step casts its batch to float32)
+with their offsets (N + 1): a drawn sample i takes view ``offsets[i] + floor(u * count[i])``,
+u uniform in [0, 1), one of its own views uniformly, whatever each image's count (cache format
+v2's ragged views; a v1 cache's V views per image are the case ``offsets = V * i``). An epoch
 is ``int(N / batch)`` steps, as the reference's ``epoch_steps`` (train.py, lines 88-90), but at
 least 1: with N < batch the reference trains no step at all and keeps the adapter's random init;
 lt_bench takes one step of ``batch`` sampled images instead and logs that it does. An epoch's
@@ -108,7 +112,9 @@ def train_on_arrays(features, labels, train_counts, text_classifier, config: Tra
         train_counts: (C,) training images per class (the prior of the adjusted losses).
         text_classifier: (C, D) normalised text embeddings.
         config: the resolved recipe.
-        aug_features: optional (N, V, D) augmented views; used when ``config.views``.
+        aug_features: optional augmented views, used when ``config.views``: ``(rows (M, D),
+            offsets (N + 1,))`` (``FeatureCache.aug_features``; image i's views are
+            ``rows[offsets[i]:offsets[i + 1]]``, every image needs one) or an (N, V, D) array.
         device: torch device (a string is resolved by ``resolve_device``).
         val: optional ``(features (M, D), labels (M,))`` scored after every epoch; with
             ``config.select == "best-val"`` the best epoch's head is returned.
@@ -123,12 +129,17 @@ def train_on_arrays(features, labels, train_counts, text_classifier, config: Tra
     use_views = bool(config.views) and aug_features is not None
     if features is None and not use_views:
         raise ValueError("features=None needs aug_features and config.views")
+    offsets = count = None
     if use_views:
-        aug = torch.as_tensor(aug_features)
-        v = aug.shape[1]
-        source = aug.reshape(n * v, d).to(dev, torch.float32)
+        rows, offsets = _ragged(aug_features, n)
+        count = offsets[1:] - offsets[:-1]
+        if bool((count < 1).any()):
+            raise LTBenchError(f"{int((count < 1).sum())} train images have no augmented view: train with --no-views, "
+                               "or re-extract with --views or --view-budget")
+        source = torch.as_tensor(rows).to(dev)  # kept in the dtype it was read in (float16 from a cache)
+        if not source.is_floating_point() or source.dtype == torch.float64:
+            source = source.to(torch.float32)
     else:
-        v = 0
         source = torch.as_tensor(features).to(dev, torch.float32)
     if source.shape[-1] != d:
         raise LTBenchError(f"train features have dimension {source.shape[-1]} but the text classifier {d}")
@@ -162,8 +173,10 @@ def train_on_arrays(features, labels, train_counts, text_classifier, config: Tra
     else:
         epoch_lrs, sched = None, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total, eta_min=0.0)
     sampler = make_sampler(config.sampler, labels_np, gen, config.k_per_class, c)
+    views = (f" with {len(source)} augmented views ({int(count.min())}..{int(count.max())} per image)"
+             if use_views else "")
     log.info("training %s on %d images%s, %d classes, dim %d: %d epochs x %d steps of %d, %s loss, %s sampler, "
-             "%s schedule, select %s, device %s", config.head, n, f" x {v} views" if v else "", c, d, config.epochs,
+             "%s schedule, select %s, device %s", config.head, n, views, c, d, config.epochs,
              steps, b, config.loss, config.sampler, config.schedule, selection, dev)
     t0 = time.perf_counter()
     losses, lrs, val_acc = [], [], ([] if val is not None else None)
@@ -176,12 +189,12 @@ def train_on_arrays(features, labels, train_counts, text_classifier, config: Tra
                 group["lr"] = epoch_lrs[epoch]
         lrs.append(opt.param_groups[0]["lr"])
         idx = sampler.draw(steps * b)
-        rows = idx * v + torch.randint(v, (len(idx),), generator=gen) if v else idx
+        rows = _draw_views(idx, offsets, count, gen) if use_views else idx
         idx, rows = idx.to(dev), rows.to(dev)
         running = torch.zeros((), device=dev)
         for s in range(steps):
             sl = slice(s * b, (s + 1) * b)
-            xb = source.index_select(0, rows[sl])
+            xb = source.index_select(0, rows[sl]).float()
             loss = loss_fn(head(xb), y.index_select(0, idx[sl]))
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -212,6 +225,27 @@ def train_on_arrays(features, labels, train_counts, text_classifier, config: Tra
     log.info("trained %s: final loss %.4f, %d steps in %.1f s; kept epoch %d (%s%s)", config.head, losses[-1], total,
              seconds, selected, selection, f", val {best_acc:.2f}%" if selection == "best-val" else "")
     return TrainResult(head, config, losses[-1], losses, total, seconds, lrs, val_acc, selected, selection)
+
+
+def _ragged(aug, n: int) -> tuple:
+    """(rows (M, D), offsets (N + 1,) int64 CPU tensor) of ``(rows, offsets)`` or of an (N, V, D) array."""
+    if isinstance(aug, tuple):
+        rows, offsets = aug
+    else:
+        rows = torch.as_tensor(aug)
+        v = rows.shape[1]
+        rows, offsets = rows.reshape(n * v, rows.shape[2]), v * np.arange(n + 1)
+    offsets = torch.as_tensor(np.asarray(offsets), dtype=torch.int64)
+    if offsets.shape != (n + 1,) or int(offsets[0]) != 0 or int(offsets[-1]) != len(rows):
+        raise LTBenchError(f"augmented views: {len(offsets)} offsets for {n} images and {len(rows)} rows")
+    return rows, offsets
+
+
+def _draw_views(idx: torch.Tensor, offsets: torch.Tensor, count: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """One view of each drawn image, uniformly among its own: ``offsets[i] + floor(u * count[i])``."""
+    u = torch.rand(len(idx), generator=gen, dtype=torch.float64)
+    k = count[idx]
+    return offsets[idx] + torch.minimum((u * k).long(), k - 1)
 
 
 def train_head(cache, config: TrainConfig, device: str | torch.device = "auto", split: str = "train",

@@ -145,7 +145,9 @@ class DemoConfig:
     batch_size: int = option(128, "Phase A batch.", min=1, cli=False)
     lr: float = option(2e-3, "Phase A AdamW lr (random init needs far more than BALLAD's 1e-5).", gt=0,
                        cli=False)
-    views: int = option(4, "Augmented views cached per train image.", min=0)
+    views: int = option(0, "Augmented views per train image, flat (instead of --view-budget; 0 = off).", min=0)
+    view_budget: int = option(64, "Augmented views by expected Phase B draws, at most this many per image "
+                              "(ltbench extract --view-budget; 0 = off).", min=0)
     head_epochs: int = option(10, "Phase B epochs (BALLAD's 10).", min=1)
     knn_k: int = option(20, "Neighbours of the kNN baseline.", min=1, cli=False)
     workers: int = option(2, "DataLoader worker processes.", min=0)

@@ -6,7 +6,9 @@ tiny ViT (``ltb-tiny-vit``, random init):
 1. Phase A: contrastive finetuning with BALLAD's class loss (both towers). From random init
    the reference's SGD at lr 1e-5 would not move; AdamW at 2e-3 with a short warm-up learns
    on CPU in a few epochs.
-2. One extraction (center view + augmented train views) with the best Phase A checkpoint.
+2. One extraction (center view + augmented train views, by default as many per image as
+   BALLAD's Phase B is expected to draw it, at most 64: ``--view-budget``) with the best
+   Phase A checkpoint.
 3. On the cache, in seconds: the Phase A zero-shot classifier, BALLAD's adapter, a cosine head
    with logit-adjusted loss (LIFT's classifier), NCM and kNN.
 4. One result JSON per method, a leaderboard (Markdown) and the per-class accuracy plot.
@@ -86,12 +88,14 @@ def fashion_mnist_root(root: str | None, out: Path) -> str | None:
 def run_demo(cfg: DemoConfig) -> DemoResult:
     """Run (or finish) the demo pipeline under ``cfg.out``, holding its lock (``lt_bench.lock``);
     write ``config.toml`` there and return the result records."""
+    from ..features.options import check_views
     from ..io import check_output
     from ..lock import output_lock
     from ..options import check_options
     from .steps import write_resolved_config
 
     check_options(cfg)
+    check_views(cfg.views, cfg.view_budget)  # before Phase A, not after it
     check_output(cfg.out, directory=True)
     with output_lock(cfg.out, directory=True, stale=("config.toml",)):
         write_resolved_config(Path(cfg.out), cfg, "demo")
@@ -119,7 +123,7 @@ def _demo(cfg: DemoConfig) -> DemoResult:
     features = out / "features.h5"
     res = run_extract(ExtractConfig(
         **data, model=cfg.model, pretrained=str(run_dir / "best.pt"), out=str(features), splits=("train", "val", "test"),
-        views=cfg.views, seed=cfg.seed, workers=cfg.workers, device=cfg.device),
+        views=cfg.views, view_budget=cfg.view_budget, seed=cfg.seed, workers=cfg.workers, device=cfg.device),
         record={"command": "demo", **asdict(cfg)})
     if res.status == "up-to-date":
         reused.append("extract")

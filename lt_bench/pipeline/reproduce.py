@@ -120,7 +120,7 @@ def make_plan(recipe: Recipe, out: str | Path, *, root: str | None = None, split
         extract_values["pretrained"] = str(Path(cfg.out) / FINETUNE_BEST)
     features = out / "features.h5"
     ex = from_values(ExtractConfig, extract_values, out=str(features), **data)
-    check_options(ex)
+    ex.validate()
     done, why = (False, "") if stale else extract_state(ex)
     ex.overwrite = features.exists() and not done
     add("extract", "extract", ex, features, done, why)

@@ -127,9 +127,8 @@ def run_extract(cfg: ExtractConfig, *, record: dict | None = None):
     from ..device import seed_everything
     from ..features.extract import extract_features
     from ..models import create_model
-    from ..options import check_options
 
-    check_options(cfg)
+    cfg.validate()  # before torchrun's ranks meet and the model loads
     check_output(cfg.out, inputs=[cfg.pretrained])
     # rank 0 locks before the process group forms: refused, it exits and torchrun stops the rest
     with output_lock(cfg.out), config_beside(cfg.out, cfg, "extract"):
@@ -149,7 +148,7 @@ def extract_state(cfg: ExtractConfig) -> tuple[bool, str]:
     """(done, why): ``cfg.out`` is a cache of these settings with every requested split complete.
 
     The same settings: dataset and the options given, model, weights (a checkpoint by its
-    hash), templates, views and seed, as recorded in the cache's identity.
+    hash), templates, views, view budget and seed, as recorded in the cache's identity.
     """
     from ..errors import CacheError
     from ..features import FeatureCache
@@ -167,7 +166,8 @@ def extract_state(cfg: ExtractConfig) -> tuple[bool, str]:
     ckpt = Path(cfg.pretrained)
     weights = ({"checkpoint_sha256": sha256_file(ckpt)} if ckpt.is_file() else {"pretrained": cfg.pretrained})
     want = {"dataset": cfg.dataset, "model": cfg.model, "templates": cfg.templates, "views": cfg.views,
-            "seed": cfg.seed, **weights}
+            "view_budget": cfg.view_budget, "seed": cfg.seed, **weights}
+    ident.setdefault("view_budget", 0)  # caches from before view budgets
     diffs = [k for k, v in want.items() if ident.get(k) != v]
     recorded = ident.get("dataset_options") or {}
     diffs += [f"option {k}" for k, v in cfg.dataset_options.items() if not _same_value(recorded.get(k), v)]
