@@ -215,8 +215,8 @@ def test_bad_value_refused_when_the_plan_is_made(tmp_path):
         assert code == 1 and flag in err and out == "", (override, err)
     assert not (tmp_path / "o").exists()
     # flat views and a view budget exclude each other: refused when the plan is made
-    code, out, err = run_cli(["reproduce", "ballad_imagenet_lt_vitb16", "--out", str(tmp_path / "o"), "--set",
-                              "extract.views=4", "--dry-run"], capsys)
+    code, out, err = run_cli("reproduce", "ballad_imagenet_lt_vitb16", "--out", str(tmp_path / "o"), "--set",
+                             "extract.views=4", "--dry-run")
     lines = [ln for ln in err.splitlines() if ln.startswith("ltbench: error:")]
     assert code == 1 and out == "" and len(lines) == 1, err
     assert "--views 4 and --view-budget 64 exclude each other" in lines[0]
