@@ -40,3 +40,14 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def bundle():
+    """The tiny ViT with random init (seed 0): the model of the library-level extraction tests."""
+    import torch
+
+    from lt_bench.models import create_model
+
+    torch.manual_seed(0)
+    return create_model("ltb-tiny-vit", "none")

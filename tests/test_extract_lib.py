@@ -20,12 +20,6 @@ from lt_bench.models import create_model
 
 
 @pytest.fixture(scope="module")
-def bundle():
-    torch.manual_seed(0)
-    return create_model("ltb-tiny-vit", "none")
-
-
-@pytest.fixture(scope="module")
 def synth():
     return load_dataset("synthetic", max_per_class=30, val_per_class=2, test_per_class=3)
 

@@ -19,7 +19,6 @@ from lt_bench.features.views import (AUG_PER_BATCH, budget_per_class, expected_d
                                      views_per_image)
 from lt_bench.heads import resolve_config, train_head
 from lt_bench.heads.train import _draw_views
-from lt_bench.models import create_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -176,12 +175,6 @@ def test_phase_b_v1_and_v2_caches_alike(tmp_path):
 
 
 # -- extraction with a budget ---------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def bundle():
-    torch.manual_seed(0)
-    return create_model("ltb-tiny-vit", "none")
-
 
 @pytest.fixture(scope="module")
 def synth():
