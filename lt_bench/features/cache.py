@@ -146,6 +146,7 @@ class FeatureCache:
         if a.get("format") != FORMAT:
             raise CacheError(f"{self.path} is not an lt_bench feature cache (format={a.get('format')!r})")
         version = a.get("format_version", None)
+        version = version.item() if isinstance(version, np.generic) else version
         if not _is_int(version):
             raise CacheError(f"{self.path}: attribute format_version is {version!r}, not an integer: "
                              "re-extract it with `ltbench extract`")
