@@ -105,6 +105,19 @@ def _all_finite(x: np.ndarray) -> bool:
     return all(np.isfinite(flat[s:s + step]).all() for s in range(0, len(flat), step))
 
 
+def _float32_finite(x16: np.ndarray) -> tuple[np.ndarray, bool]:
+    """``x16.astype(float32)`` and whether it is all finite, in one pass of cache-sized chunks
+    (the check reads each chunk while it is hot: ~4 % over the bare cast)."""
+    out = np.empty(x16.shape, dtype=np.float32)
+    step = max(1, (_FINITE_CHUNK // 4) // max(1, int(np.prod(x16.shape[1:]))))
+    finite = True
+    for s in range(0, len(x16), step):
+        o = out[s:s + step]
+        np.copyto(o, x16[s:s + step])
+        finite &= bool(np.isfinite(o).all())
+    return out, finite
+
+
 def _bad_rows(x: np.ndarray) -> int:
     """Rows of ``x`` (first axis) holding any NaN or inf; only called once ``_all_finite`` failed."""
     flat = x.reshape(len(x), -1)
@@ -297,8 +310,10 @@ class FeatureCache:
 
     def features(self, split: str) -> np.ndarray:
         """(N, D) float32 center-view features, refused when empty or not all finite."""
-        x = self._rows(split)["features"][()].astype(np.float32)
-        return self._check_finite(x, split)
+        x, finite = _float32_finite(self._rows(split)["features"][()])
+        if not finite:
+            self._check_finite(x, split)  # names the bad rows
+        return x
 
     def features_raw(self, split: str) -> h5py.Dataset:
         """The on-disk float16 dataset, for streaming reads."""
