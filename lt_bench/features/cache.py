@@ -39,8 +39,19 @@ rows are written); a complete split has exactly ``n_done`` rows, ``n_done + 1`` 
 (unchunked), which reads back as fast as a raw file (benchmarks/test_bench_extract.py).
 
 Writers: ``writing.py`` (``root_attrs``, ``write_header``, ``write_cache``) and the extraction's
-partial file (``partial.py``). ``FeatureCache`` is the one reader every later command uses: it validates format, version and
-attributes on open, and refuses an incomplete split when asked for its rows.
+partial file (``partial.py``). ``FeatureCache`` is the one reader every later command uses, and
+the one place a cache is validated; every failure is a one-line ``CacheError`` naming the file,
+the thing and what to do:
+
+- on open: ``format``, an integer ``format_version`` it reads, every required attribute
+  (``num_classes`` and ``embed_dim`` positive integers, ``config`` a JSON object), and
+  ``/classes/names``, ``/classes/train_counts`` (integers >= 0), ``/text/classifier``,
+  ``/text/features`` (and ``/text/templates`` when there) present with the dtype and shape above;
+- on a split's first use: complete, and each of its datasets present with its dtype and shape
+  (version 2 ``aug_offsets`` rising from 0 to M; version 1 ``aug_features`` (N, V, D));
+- on each read: labels within 0..C-1; features (center and augmented, and the text side) all
+  finite, checked on the array as read in one vectorised pass (the refusal names the split and
+  the number of bad rows); a split with 0 rows refused where its features are read.
 """
 
 from __future__ import annotations
@@ -79,6 +90,40 @@ def _json_or_none(text) -> dict | None:
         return None
 
 
+def _is_int(v) -> bool:
+    """An integer attribute (Python or numpy; a bool is not one)."""
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+_FINITE_CHUNK = 1 << 20  # elements per np.isfinite pass: the bool temporary stays in cache
+
+
+def _all_finite(x: np.ndarray) -> bool:
+    """Whether every element of ``x`` is finite: one vectorised pass, in chunks of rows."""
+    flat = x.reshape(len(x), -1) if x.ndim > 1 else x.reshape(-1, 1)
+    step = max(1, _FINITE_CHUNK // max(1, flat.shape[1]))
+    return all(np.isfinite(flat[s:s + step]).all() for s in range(0, len(flat), step))
+
+
+def _float32_finite(x16: np.ndarray) -> tuple[np.ndarray, bool]:
+    """``x16.astype(float32)`` and whether it is all finite, in one pass of cache-sized chunks
+    (the check reads each chunk while it is hot: ~4 % over the bare cast)."""
+    out = np.empty(x16.shape, dtype=np.float32)
+    step = max(1, (_FINITE_CHUNK // 4) // max(1, int(np.prod(x16.shape[1:]))))
+    finite = True
+    for s in range(0, len(x16), step):
+        o = out[s:s + step]
+        np.copyto(o, x16[s:s + step])
+        finite &= bool(np.isfinite(o).all())
+    return out, finite
+
+
+def _bad_rows(x: np.ndarray) -> int:
+    """Rows of ``x`` (first axis) holding any NaN or inf; only called once ``_all_finite`` failed."""
+    flat = x.reshape(len(x), -1)
+    return int(sum((~np.isfinite(flat[s:s + 65536])).any(axis=1).sum() for s in range(0, len(flat), 65536)))
+
+
 def _strings(ds) -> list[str]:
     return [s.decode("utf-8") if isinstance(s, bytes) else str(s) for s in ds[()]]
 
@@ -102,10 +147,23 @@ class FeatureCache:
             self._h5 = h5py.File(self.path, "r")
         except OSError as e:
             raise CacheError(f"{self.path} is not an HDF5 file ({e}); give a cache written by `ltbench extract`") from None
+        try:
+            self._validate_root()
+        except BaseException:
+            self._h5.close()
+            raise
+
+    def _validate_root(self) -> None:
+        """Root attributes, classes and text side: present, typed and shaped as the format says."""
         a = self._h5.attrs
         if a.get("format") != FORMAT:
             raise CacheError(f"{self.path} is not an lt_bench feature cache (format={a.get('format')!r})")
-        version = int(a.get("format_version", -1))
+        version = a.get("format_version", None)
+        version = version.item() if isinstance(version, np.generic) else version
+        if not _is_int(version):
+            raise CacheError(f"{self.path}: attribute format_version is {version!r}, not an integer: "
+                             "re-extract it with `ltbench extract`")
+        version = int(version)
         if version not in READ_VERSIONS:
             raise CacheError(f"{self.path} has cache format version {version}; this lt_bench "
                              f"({__version__}) reads versions {' and '.join(map(str, READ_VERSIONS))}: re-extract it")
@@ -114,18 +172,53 @@ class FeatureCache:
         if missing:
             raise CacheError(f"{self.path} lacks attributes {', '.join(missing)}: re-extract it")
         self.attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in a.items()}
+        for k in ("num_classes", "embed_dim"):
+            if not _is_int(self.attrs[k]) or int(self.attrs[k]) < 1:
+                raise CacheError(f"{self.path}: attribute {k} is {self.attrs[k]!r}, not a positive integer: "
+                                 "re-extract it")
         self.attrs["normalized"] = bool(self.attrs["normalized"])
-        self.config = json.loads(self.attrs["config"])
+        try:
+            self.config = json.loads(self.attrs["config"])
+        except (TypeError, ValueError, UnicodeDecodeError):
+            raise CacheError(f"{self.path}: attribute config is not valid JSON: re-extract it") from None
+        if not isinstance(self.config, dict):
+            raise CacheError(f"{self.path}: attribute config is JSON but not an object: re-extract it")
         # optional (additive in v1): what the file was made with; None for older caches
         self.environment = _json_or_none(self.attrs.get("environment"))
-        self.num_classes = int(self.attrs["num_classes"])
-        self.embed_dim = int(self.attrs["embed_dim"])
+        self.num_classes = c = int(self.attrs["num_classes"])
+        self.embed_dim = d = int(self.attrs["embed_dim"])
         self._checked: set[str] = set()
-        self.classnames = _strings(self._h5["classes/names"])
-        self.train_counts = self._h5["classes/train_counts"][()].astype(np.int64)
-        if len(self.classnames) != self.num_classes or len(self.train_counts) != self.num_classes:
-            raise CacheError(f"{self.path}: num_classes={self.num_classes} but {len(self.classnames)} names "
-                             f"and {len(self.train_counts)} train counts")
+        names = self._dataset("classes/names", "string", (c,))
+        counts = self._dataset("classes/train_counts", "int", (c,))
+        self._dataset("text/classifier", "float32", (c, d))
+        tf = self._dataset("text/features", "float32", (None, c, d))
+        if "text/templates" in self._h5:  # in every cache lt_bench writes; checked when there
+            self._dataset("text/templates", "string", (tf.shape[0],))
+        self.classnames = _strings(names)
+        self.train_counts = counts[()].astype(np.int64)
+        if (self.train_counts < 0).any():
+            raise CacheError(f"{self.path}: /classes/train_counts has {int((self.train_counts < 0).sum())} "
+                             "negative entries: re-extract it")
+
+    def _dataset(self, name: str, kind: str, shape: tuple) -> h5py.Dataset:
+        """The dataset ``name`` (a path in the file), refused unless of ``kind`` and ``shape`` (None: any)."""
+        where = f"{self.path}: /{name}"
+        obj = self._h5.get(name)
+        if obj is None:
+            raise CacheError(f"{where} is missing: re-extract it with `ltbench extract`")
+        if not isinstance(obj, h5py.Dataset):
+            raise CacheError(f"{where} is not a dataset: re-extract it with `ltbench extract`")
+        dt = obj.dtype
+        ok = {"string": lambda: h5py.check_string_dtype(dt) is not None,
+              "int": lambda: dt.kind in "iu",
+              "float16": lambda: dt == np.float16,
+              "float32": lambda: dt == np.float32}[kind]()
+        if not ok:
+            raise CacheError(f"{where} has dtype {dt}, expected {kind}: re-extract it with `ltbench extract`")
+        if len(obj.shape) != len(shape) or any(w is not None and w != h for w, h in zip(shape, obj.shape)):
+            want = "(" + ", ".join("*" if w is None else str(w) for w in shape) + ("," if len(shape) == 1 else "") + ")"
+            raise CacheError(f"{where} has shape {obj.shape}, expected {want}: re-extract it with `ltbench extract`")
+        return obj
 
     # -- context manager -------------------------------------------------------------------
     def close(self) -> None:
@@ -144,11 +237,16 @@ class FeatureCache:
 
     @property
     def text_features(self) -> np.ndarray:
-        return self._h5["text/features"][()].astype(np.float32)
+        return self._check_text(self._h5["text/features"][()].astype(np.float32), "text/features")
 
     @property
     def text_classifier(self) -> np.ndarray:
-        return self._h5["text/classifier"][()].astype(np.float32)
+        return self._check_text(self._h5["text/classifier"][()].astype(np.float32), "text/classifier")
+
+    def _check_text(self, x: np.ndarray, name: str) -> np.ndarray:
+        if not _all_finite(x):
+            raise CacheError(f"{self.path}: /{name} holds NaN or inf: re-extract it")
+        return x
 
     # -- image side --------------------------------------------------------------------------
     @property
@@ -174,43 +272,48 @@ class FeatureCache:
         return g
 
     def _check_split(self, split: str, g: h5py.Group) -> None:
-        missing = [k for k in ("features", "labels", "paths") if k not in g]
-        if missing:
-            raise CacheError(f"split {split!r} of {self.path} lacks {', '.join(missing)}: re-extract it")
-        shape = g["features"].shape
-        n, d = shape if len(shape) == 2 else (None, None)
-        problems = []
-        if d != self.embed_dim:
-            problems.append(f"features shape {g['features'].shape}, expected (N, {self.embed_dim})")
-        if g["labels"].shape != (n,) or g["paths"].shape != (n,):
-            problems.append(f"{n} feature rows but labels {g['labels'].shape}, paths {g['paths'].shape}")
+        d = self.embed_dim
+        feats = self._dataset(f"{split}/features", "float16", (None, d))
+        n = feats.shape[0]
+        self._dataset(f"{split}/labels", "int", (n,))
+        self._dataset(f"{split}/paths", "string", (n,))
         if "aug_features" in g:
-            problems += self._check_views(g, n)
+            if self.format_version == 1:
+                self._dataset(f"{split}/aug_features", "float16", (n, None, d))
+            else:
+                aug = self._dataset(f"{split}/aug_features", "float16", (None, d))
+                off = self._dataset(f"{split}/aug_offsets", "int", (n + 1,))[()]
+                if off[0] != 0 or off[-1] != aug.shape[0] or (np.diff(off) < 0).any():
+                    raise CacheError(f"{self.path}: /{split}/aug_offsets do not cut {aug.shape[0]} augmented rows "
+                                     f"into {n} images (must rise from 0 to {aug.shape[0]}): re-extract it")
         if "n_done" in g.attrs and int(g.attrs["n_done"]) != n:
-            problems.append(f"n_done={int(g.attrs['n_done'])} but {n} rows")
-        if problems:
-            raise CacheError(f"split {split!r} of {self.path} is inconsistent ({'; '.join(problems)}): re-extract it")
+            raise CacheError(f"split {split!r} of {self.path} is inconsistent (n_done={int(g.attrs['n_done'])} "
+                             f"but {n} rows): re-extract it")
 
-    def _check_views(self, g: h5py.Group, n: int | None) -> list[str]:
-        aug, d = g["aug_features"], self.embed_dim
-        if self.format_version == 1:
-            ok = aug.ndim == 3 and aug.shape[0] == n and aug.shape[2] == d
-            return [] if ok else [f"aug_features shape {aug.shape}, expected ({n}, V, {d})"]
-        if aug.ndim != 2 or aug.shape[1] != d:
-            return [f"aug_features shape {aug.shape}, expected (M, {d})"]
-        if "aug_offsets" not in g:
-            return ["aug_features without aug_offsets"]
-        off = g["aug_offsets"][()]
-        if off.shape != ((n or 0) + 1,) or off[0] != 0 or off[-1] != aug.shape[0] or (np.diff(off) < 0).any():
-            return [f"aug_offsets (shape {off.shape}) do not cut {aug.shape[0]} augmented rows into {n} images"]
-        return []
+    def _rows(self, split: str, what: str = "features") -> h5py.Group:
+        """The split's group, refused when it has no rows (``what`` the caller is about to read)."""
+        g = self._group(split)
+        if g["features"].shape[0] == 0:
+            raise CacheError(f"split {split!r} of {self.path} has 0 rows: no {what} to train or evaluate on; "
+                             f"extract images into it (or use another split)")
+        return g
+
+    def _check_finite(self, x: np.ndarray, split: str, what: str = "features") -> np.ndarray:
+        """Refuse NaN or inf anywhere in ``x`` (as read: one vectorised pass, chunked); return ``x``."""
+        if not _all_finite(x):
+            bad = _bad_rows(x)
+            raise CacheError(f"split {split!r} of {self.path} has {bad} rows with NaN or inf {what}: re-extract it")
+        return x
 
     def __len__(self) -> int:  # pragma: no cover - convenience
         return sum(len(self.labels(s)) for s in self.splits)
 
     def features(self, split: str) -> np.ndarray:
-        """(N, D) float32 center-view features."""
-        return self._group(split)["features"][()].astype(np.float32)
+        """(N, D) float32 center-view features, refused when empty or not all finite."""
+        x, finite = _float32_finite(self._rows(split)["features"][()])
+        if not finite:
+            self._check_finite(x, split)  # names the bad rows
+        return x
 
     def features_raw(self, split: str) -> h5py.Dataset:
         """The on-disk float16 dataset, for streaming reads."""
@@ -224,10 +327,10 @@ class FeatureCache:
         ``rows[offsets[i]:offsets[i + 1]]``. A version 1 cache's (N, V, D) array comes as
         ``rows = aug.reshape(N * V, D)``, ``offsets = V * arange(N + 1)``.
         """
-        g = self._group(split)
+        g = self._rows(split, "augmented views")
         if "aug_features" not in g:
             return None
-        aug = g["aug_features"][()]
+        aug = self._check_finite(g["aug_features"][()], split, "augmented view features")
         if self.format_version == 1:
             n, v, d = aug.shape
             return AugViews(aug.reshape(n * v, d), v * np.arange(n + 1, dtype=np.int64))
@@ -249,7 +352,14 @@ class FeatureCache:
         return int(counts.max()) if len(counts) else 0
 
     def labels(self, split: str) -> np.ndarray:
-        return self._group(split)["labels"][()].astype(np.int64)
+        """(N,) int64 class indices, refused unless all within 0..C-1."""
+        y = self._group(split)["labels"][()].astype(np.int64)
+        if len(y) and (y.min() < 0 or y.max() >= self.num_classes):
+            bad = int(((y < 0) | (y >= self.num_classes)).sum())
+            worst = int(y.min()) if y.min() < 0 else int(y.max())
+            raise CacheError(f"split {split!r} of {self.path} has {bad} labels outside 0..{self.num_classes - 1} "
+                             f"(e.g. {worst}): re-extract it")
+        return y
 
     def paths(self, split: str) -> list[str]:
         return _strings(self._group(split)["paths"])
