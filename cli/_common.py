@@ -23,26 +23,17 @@ try:
 except ImportError:  # older typer: plain click
     CLICK_MODULES = (click,)
 USAGE_ERRORS = tuple({m.exceptions.UsageError for m in CLICK_MODULES})
-ABORTS = tuple({getattr(m.exceptions, "Abort", None) or typer.Abort for m in CLICK_MODULES}
-               | {click.exceptions.Abort})
+# typer's own click has no Abort of its own: its aborts are typer.Abort or click's
+ABORTS = tuple({getattr(m.exceptions, "Abort", typer.Abort) for m in CLICK_MODULES})
 CLICK_EXCEPTIONS = tuple({m.exceptions.ClickException for m in CLICK_MODULES})
 _BAD_PARAMETER = tuple({m.exceptions.BadParameter for m in CLICK_MODULES})
 
 CONFIG_HELP = "TOML file whose keys are this command's option names; flags given on the command line win."
-SEED_HELP = "Random seed (same seed, same result on CPU)."
-DEVICE_HELP = "auto, cpu or cuda[:N]."
 
-# Typer Option factories, so every command spells the shared options the same way.
+
 def config_option():
+    """``--config FILE.toml``, which every command takes (``_options.command`` adds it)."""
     return typer.Option(None, "--config", help=CONFIG_HELP, exists=False, dir_okay=False)
-
-
-def seed_option(default: int = 0):
-    return typer.Option(default, "--seed", help=SEED_HELP)
-
-
-def device_option():
-    return typer.Option("auto", "--device", help=DEVICE_HELP)
 
 
 def resolve_options(ctx: typer.Context, config: Path | None) -> dict[str, Any]:
@@ -71,6 +62,8 @@ def resolve_options(ctx: typer.Context, config: Path | None) -> dict[str, Any]:
         source = ctx.get_parameter_source(name)
         if source is not None and source.name in ("DEFAULT", "DEFAULT_MAP"):
             param = by_name[name]
+            if isinstance(value, list) and not getattr(param, "multiple", False) and getattr(param, "nargs", 1) == 1:
+                value = ",".join(map(str, value))  # e.g. splits = ["train", "test"], as recipes write it
             try:
                 params[name] = _cast(param, ctx, value)
             except _BAD_PARAMETER as e:

@@ -16,7 +16,7 @@ from typing import Any, Callable, List, Optional
 import click
 import typer
 
-from lt_bench.options import field_types, meta, option_fields, option_name
+from lt_bench.options import base_type, field_types, flag_of, meta, option_fields, option_name
 
 from ._common import config_option, resolve_options
 
@@ -54,11 +54,7 @@ def derive(cls, *, exclude: tuple[str, ...] = (), unset: bool = False, help_suff
         m, name = meta(f), option_name(f)
         if not m["cli"] or name in exclude:
             continue
-        tp = hints[f.name]
-        nullable = type(None) in getattr(tp, "__args__", ())
-        if nullable:
-            tp = next(a for a in tp.__args__ if a is not type(None))
-        tp = _cli_type(tp, m)
+        tp = _cli_type(base_type(hints[f.name])[0], m)
         default = None
         if not (unset or m["required"]):
             default = f.default_factory() if f.default is dataclasses.MISSING else f.default
@@ -71,12 +67,12 @@ def derive(cls, *, exclude: tuple[str, ...] = (), unset: bool = False, help_suff
             default = tp(default) if default is not None else None
         text = m["help"] + (f" ({help_suffix})" if unset and help_suffix else "")
         if m["argument"]:
-            info = typer.Argument(... if m["required"] else default, help=text, show_default=False,
-                                  metavar=name.upper())
+            # never required by click: a required argument may come from --config (`require` checks)
+            info = typer.Argument(default, help=text, show_default=False, metavar=name.upper())
         else:
             decls = [m["flag"] or "--" + name.replace("_", "-")] + ([m["short"]] if m["short"] else [])
             info = typer.Option(default, *decls, help=text, hidden=m["hidden"], show_default=default is not None)
-        annotation = Optional[tp] if default is None and not (m["argument"] and m["required"]) else tp
+        annotation = Optional[tp] if default is None else tp
         params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation))
     return params
 
@@ -112,6 +108,5 @@ def require(ctx: typer.Context, cls, values: dict) -> None:
     for f in option_fields(cls):
         m = meta(f)
         if m["required"] and values.get(option_name(f)) in (None, "", ()):
-            flag = (m["flag"] or "--" + option_name(f).replace("_", "-")).split("/")[0]
-            what = option_name(f).upper() if m["argument"] else f"option {flag}"
+            what = option_name(f).upper() if m["argument"] else f"option {flag_of(f)}"
             raise click.UsageError(f"missing {what} (on the command line or in --config)", ctx=ctx)

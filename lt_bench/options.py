@@ -92,7 +92,7 @@ def field_types(cls) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def _base_type(tp: Any) -> tuple[Any, bool]:
+def base_type(tp: Any) -> tuple[Any, bool]:
     """(the type without Optional, whether None is allowed)."""
     args = typing.get_args(tp)
     if args and type(None) in args:
@@ -112,10 +112,10 @@ def check_options(cfg: Any) -> None:
         m = meta(f)
         value = getattr(cfg, f.name)
         flag = flag_of(f)
-        tp, nullable = _base_type(hints[f.name])
+        tp, nullable = base_type(hints[f.name])
         if value is None:
-            if not nullable and m["required"]:
-                raise LTBenchError(f"{flag} is required")
+            if not nullable:
+                raise LTBenchError(f"{flag} is required" if m["required"] else f"{flag} needs a value")
             continue
         _check_type(flag, value, tp)
         if m["choices"] and value not in m["choices"]:
@@ -142,12 +142,11 @@ def _check_type(flag: str, value: Any, tp: Any) -> None:
 
 
 def _check_bounds(flag: str, value: float, m: dict) -> None:
-    if m["gt"] == 0 and not value > 0:
-        raise LTBenchError(f"{flag} must be positive (got {value})")
     for bound, ok, words in (("min", lambda b: value >= b, "at least"), ("max", lambda b: value <= b, "at most"),
                              ("gt", lambda b: value > b, "greater than"), ("lt", lambda b: value < b, "less than")):
         if m[bound] is not None and not ok(m[bound]):
-            raise LTBenchError(f"{flag} must be {words} {m[bound]:g} (got {value})")
+            what = "positive" if (bound, m[bound]) == ("gt", 0) else f"{words} {m[bound]:g}"
+            raise LTBenchError(f"{flag} must be {what} (got {value})")
 
 
 def from_values(cls, values: dict[str, Any], **fixed) -> Any:

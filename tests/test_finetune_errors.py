@@ -48,10 +48,20 @@ def test_resume_without_checkpoint(tmp_path):
 
 
 def test_run_dir_holding_another_run(tmp_path):
-    (tmp_path / "config.toml").write_text("epochs = 3\n")
+    (tmp_path / "last.pt").write_bytes(b"another run")
     err = fails(BASE + ["--out", str(tmp_path)])
     assert "already holds a run" in err and "--resume" in err and "--overwrite" in err
-    assert (tmp_path / "config.toml").read_text() == "epochs = 3\n"
+    assert (tmp_path / "last.pt").read_bytes() == b"another run"
+
+
+def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_it(tmp_path):
+    """Only config.toml is there: --resume starts from scratch with one log line (nothing was lost)."""
+    from _cli import run_cli
+
+    (tmp_path / "config.toml").write_text("epochs = 1\n")
+    r = run_cli(*BASE, "--out", tmp_path, "--resume", "--steps-per-epoch", "1")
+    assert r.returncode == 0, r.stderr
+    assert "starting it from scratch" in " ".join(r.stderr.split()) and (tmp_path / "last.pt").is_file()
 
 
 @pytest.mark.parametrize("extra,match", [

@@ -80,10 +80,13 @@ def test_config_json_round_trip():
 
 def test_run_dir_checks(tmp_path):
     check_run_dir(tmp_path, resume=False, overwrite=False)  # empty: fine
-    (tmp_path / "config.toml").write_text("x")
+    (tmp_path / "config.toml").write_text("x")  # a run killed before its first checkpoint: nothing to lose
+    check_run_dir(tmp_path, resume=False, overwrite=False)
+    (tmp_path / "last.pt").write_text("x")
     with pytest.raises(LTBenchError, match="already holds a run"):
         check_run_dir(tmp_path, resume=False, overwrite=False)
     check_run_dir(tmp_path, resume=False, overwrite=True)
+    (tmp_path / "last.pt").unlink()
     with pytest.raises(LTBenchError, match="no .*last.pt to continue"):
         check_run_dir(tmp_path, resume=True, overwrite=False)
 

@@ -170,13 +170,13 @@ def test_dry_run_dataset_options_and_set(tmp_path):
     assert "--epochs 1 " in lines[2]
 
 
-def _checkpoint(path, epoch):
+def _checkpoint(path, epoch, config="{}"):
     """A file with the keys of a Phase A checkpoint (weights not needed to decide reuse)."""
     import torch
 
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": {}, "epoch": epoch, "optimizer": {}, "model": "ltb-tiny-vit",
-                "dataset": "fashion_mnist_lt", "config": "{}"}, path)
+                "dataset": "fashion_mnist_lt", "config": config}, path)
 
 
 def _finished_finetune(run_dir, epochs=1):
@@ -204,6 +204,16 @@ def test_finetune_last_checkpoint_epochs(tmp_path):
     _finished_finetune(out_dir / "finetune")
     plan = make_plan(load_recipe("smoke"), out_dir)
     assert plan.steps[0].skip and "all 1 epochs" in plan.steps[0].reason
+
+
+def test_a_finished_run_of_other_settings_is_replaced_not_reused(tmp_path):
+    out_dir = tmp_path / "run"
+    _checkpoint(out_dir / "finetune" / "last.pt", 1, config='{"lr": 0.5, "seed": 0}')  # smoke: lr 1e-3
+    _checkpoint(out_dir / "finetune" / "best.pt", 1)
+    plan = make_plan(load_recipe("smoke"), out_dir)
+    assert not plan.steps[0].skip and "--overwrite" in plan.steps[0].argv and "--resume" not in plan.steps[0].argv
+    _checkpoint(out_dir / "finetune" / "last.pt", 3)  # more epochs than asked for: not this run either
+    assert not make_plan(load_recipe("smoke"), out_dir).steps[0].skip
 
 
 def test_bad_value_refused_when_the_plan_is_made(tmp_path):

@@ -165,7 +165,8 @@ def check_run_dir(out: Path, resume: bool, overwrite: bool) -> None:
         if not (out / LAST).is_file():
             raise LTBenchError(f"--resume: no {out / LAST} to continue; run without --resume to start this run")
         return
-    held = [f for f in (LAST, CONFIG) if (out / f).exists()]
+    # a run killed before its first checkpoint left only its config.toml: nothing to lose
+    held = [f for f in (LAST, BEST) if (out / f).exists()]
     if held and not overwrite:
         raise LTBenchError(f"{out} already holds a run ({', '.join(held)}): pass --resume to continue it, "
                            "--overwrite to replace it, or choose another --out")

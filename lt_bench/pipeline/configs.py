@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..features.options import ExtractOptions
+from ..features.options import SPLIT_NAMES, ExtractOptions
 from ..finetune.config import FinetuneConfig
 from ..heads.config import BASELINES, TRAINED_HEADS
 from ..options import (dataset_option, dataset_options_option, device_option, option, optional_str, out_option,
@@ -80,7 +80,7 @@ class EvalConfig:
     head: str | None = option(None, "HEAD.pt written by `ltbench adapt`.", from_cli=optional_str)
     baseline: str | None = option(None, "Baseline instead of a head: " + ", ".join(BASELINES) + ".",
                                   choices=BASELINES)
-    split: str = option("test", "Split to evaluate: train, val or test.")
+    split: str = option("test", "Split to evaluate: train, val or test.", choices=SPLIT_NAMES)
     json_out: str | None = option(None, "Also write the result as JSON here.", name="json", flag="--json",
                                   from_cli=optional_str)
     posthoc_tau: float = option(0.0, "Subtract tau * log(train prior) from the logits.")

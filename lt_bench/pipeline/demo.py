@@ -13,8 +13,10 @@ tiny ViT (``ltb-tiny-vit``, random init):
    with logit-adjusted loss (LIFT's classifier), NCM and kNN.
 4. One result JSON per method, a leaderboard (Markdown) and the per-class accuracy plot.
 
-Every step writes atomically and is skipped on a rerun with the same ``out`` once done; a
-killed finetune resumes from its last epoch.
+Every step writes atomically. On a rerun with the same ``out``, Phase A, the extraction and the
+trained heads are reused when they hold what this run would make (``pipeline/steps.py``); a
+killed finetune resumes from its last epoch; the evaluations and the leaderboard (seconds) are
+always redone.
 """
 
 from __future__ import annotations
@@ -124,7 +126,7 @@ def _demo(cfg: DemoConfig) -> DemoResult:
     res = run_extract(ExtractConfig(
         **data, model=cfg.model, pretrained=str(run_dir / "best.pt"), out=str(features), splits=("train", "val", "test"),
         views=cfg.views, view_budget=cfg.view_budget, seed=cfg.seed, workers=cfg.workers, device=cfg.device),
-        record={"command": "demo", **asdict(cfg)})
+        record={"command": "demo", "demo": asdict(cfg)})
     if res.status == "up-to-date":
         reused.append("extract")
 

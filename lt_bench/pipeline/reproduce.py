@@ -111,9 +111,9 @@ def make_plan(recipe: Recipe, out: str | Path, *, root: str | None = None, split
     extract_values = _section(recipe, "extract")
     if recipe.step("finetune") is not None:
         cfg = from_values(FinetuneConfig, _section(recipe, "finetune"), out=str(out / "finetune"), **data)
-        state, why = finetune_state(cfg.out, cfg.epochs)
+        state, why = finetune_state(cfg)
         cfg.resume = state == "resume" and not force
-        cfg.overwrite = force and (out / "finetune").exists()
+        cfg.overwrite = state == "changed" or (force and state != "fresh")
         cfg.validate()
         add("finetune", "finetune", cfg, Path(cfg.out), state == "done", why)
         extract_values.setdefault("model", cfg.model)
@@ -121,8 +121,10 @@ def make_plan(recipe: Recipe, out: str | Path, *, root: str | None = None, split
     features = out / "features.h5"
     ex = from_values(ExtractConfig, extract_values, out=str(features), **data)
     ex.validate()
-    done, why = (False, "") if stale else extract_state(ex)
-    ex.overwrite = features.exists() and not done
+    state, why = extract_state(ex)
+    # a stale cache (upstream ran) or another extraction is replaced; missing splits are added
+    ex.overwrite = state == "different" or (stale and state != "fresh")
+    done = state == "done"
     add("extract", "extract", ex, features, done, why)
 
     ad = _section(recipe, "adapt") if recipe.step("adapt") is not None else None

@@ -71,26 +71,40 @@ def config_beside(out: str | Path, values: dict[str, Any] | Any, command: str):
 
 # -- Phase A ---------------------------------------------------------------------------------------
 
-def finetune_state(run_dir: str | Path, epochs: int) -> tuple[str, str]:
-    """("done" | "resume" | "fresh", why) for a Phase A run folder and the epochs asked for."""
-    run_dir = Path(run_dir)
+def finetune_state(cfg: FinetuneConfig) -> tuple[str, str]:
+    """("done" | "resume" | "changed" | "fresh", why) for ``cfg.out`` and the run ``cfg`` asks for.
+
+    done: ``last.pt`` holds exactly ``cfg.epochs`` epochs of these settings and ``best.pt``
+    exists; resume: fewer epochs of these settings; changed: a run of other settings (or more
+    epochs) is there; fresh: no checkpoint.
+    """
+    run_dir = Path(cfg.out)
     last = run_dir / FINETUNE_LAST
     if not last.is_file():
         return "fresh", ""
-    from ..finetune.checkpoint import load_checkpoint
+    from ..finetune.checkpoint import _RUN_ONLY, load_checkpoint
 
     try:
-        done = int(load_checkpoint(last).get("epoch", 0))
-    except LTBenchError as e:  # damaged: let the run say what is wrong
-        return "fresh", str(e)
-    if done >= epochs and (run_dir / FINETUNE_BEST).is_file():
-        return "done", f"{last} has completed all {epochs} epochs"
-    return "resume", f"{last} has completed {done} of {epochs} epochs"
+        ckpt = load_checkpoint(last)
+        old = json.loads(ckpt["config"])
+    except (LTBenchError, TypeError, ValueError) as e:  # damaged: replace it
+        return "changed", str(e)
+    new = json.loads(cfg.to_json())
+    diffs = [f"{k}: {old[k]!r} there, {new[k]!r} now" for k in sorted(new)
+             if k in old and k not in _RUN_ONLY and k != "epochs" and old[k] != new[k]]
+    done = int(ckpt.get("epoch", 0))
+    if diffs:
+        return "changed", f"{run_dir} holds a run of other settings ({'; '.join(diffs)})"
+    if done > cfg.epochs:
+        return "changed", f"{last} has {done} epochs, more than the {cfg.epochs} asked for"
+    if done == cfg.epochs and (run_dir / FINETUNE_BEST).is_file():
+        return "done", f"{last} has completed all {cfg.epochs} epochs"
+    return "resume", f"{last} has completed {done} of {cfg.epochs} epochs"
 
 
 def run_finetune(cfg: FinetuneConfig, *, reuse: bool = False) -> dict:
-    """Phase A (``lt_bench.finetune.run_finetune``); with ``reuse``, a finished run is kept and a
-    partial one resumed. Returns the run's summary (``{"status": "reused"}`` when kept)."""
+    """Phase A (``lt_bench.finetune.run_finetune``); with ``reuse``, a finished run of these
+    settings is kept, a partial one resumed, one of other settings replaced (``finetune_state``). Returns the run's summary (``{"status": "reused"}`` when kept)."""
     from ..finetune import run_finetune as train
     from ..finetune.checkpoint import RUN_FILES
     from ..finetune.overwrite import recover
@@ -99,13 +113,13 @@ def run_finetune(cfg: FinetuneConfig, *, reuse: bool = False) -> dict:
     with output_lock(cfg.out, directory=True, stale=RUN_FILES):
         recover(Path(cfg.out))  # a run killed while --overwrite held the previous one aside
         if reuse:
-            state, why = finetune_state(cfg.out, cfg.epochs)
+            state, why = finetune_state(cfg)
             if state == "done":
                 log.info("Phase A: %s; reusing it", why)
                 return {"status": "reused", "out": cfg.out}
-            if state == "resume":
-                log.info("Phase A: %s; resuming", why)
-                cfg.resume, cfg.overwrite = True, False
+            if state in ("resume", "changed"):  # a changed run is set aside until the new one checkpoints
+                log.info("Phase A: %s; %s", why, "resuming" if state == "resume" else "replacing it")
+                cfg.resume, cfg.overwrite = state == "resume", state == "changed"
         cfg.validate()
         return train(cfg, on_start=lambda: write_resolved_config(Path(cfg.out), cfg, "finetune"))
 
@@ -144,11 +158,14 @@ def run_extract(cfg: ExtractConfig, *, record: dict | None = None):
             dist_.cleanup()
 
 
-def extract_state(cfg: ExtractConfig) -> tuple[bool, str]:
-    """(done, why): ``cfg.out`` is a cache of these settings with every requested split complete.
+def extract_state(cfg: ExtractConfig) -> tuple[str, str]:
+    """("done" | "extend" | "different" | "fresh", why) for ``cfg.out``.
 
-    The same settings: dataset and the options given, model, weights (a checkpoint by its
-    hash), templates, views, view budget and seed, as recorded in the cache's identity.
+    done: a cache of these settings with every requested split complete; extend: of these
+    settings, with requested splits missing (extraction adds them); different: another
+    extraction (or not a cache); fresh: no file. The same settings: dataset and the options
+    given, model, weights (a checkpoint by its hash), templates, views, view budget and seed,
+    as recorded in the cache's identity.
     """
     from ..errors import CacheError
     from ..features import FeatureCache
@@ -156,13 +173,13 @@ def extract_state(cfg: ExtractConfig) -> tuple[bool, str]:
 
     out = Path(cfg.out)
     if not out.is_file():
-        return False, ""
+        return "fresh", ""
     try:
         with FeatureCache(out) as c:
             missing = [s for s in cfg.splits if not (s in c.splits and c.is_complete(s))]
             ident = json.loads(c.attrs["config"]).get("identity") or {}
-    except (CacheError, ValueError, KeyError):
-        return False, ""
+    except (CacheError, ValueError, KeyError) as e:
+        return "different", str(e)
     ckpt = Path(cfg.pretrained)
     weights = ({"checkpoint_sha256": sha256_file(ckpt)} if ckpt.is_file() else {"pretrained": cfg.pretrained})
     want = {"dataset": cfg.dataset, "model": cfg.model, "templates": cfg.templates, "views": cfg.views,
@@ -171,9 +188,11 @@ def extract_state(cfg: ExtractConfig) -> tuple[bool, str]:
     diffs = [k for k, v in want.items() if ident.get(k) != v]
     recorded = ident.get("dataset_options") or {}
     diffs += [f"option {k}" for k, v in cfg.dataset_options.items() if not _same_value(recorded.get(k), v)]
-    if missing or diffs:
-        return False, ""
-    return True, f"{out} holds these settings, splits {', '.join(cfg.splits)} complete"
+    if diffs:
+        return "different", f"{out} holds another extraction ({', '.join(diffs)})"
+    if missing:
+        return "extend", f"{out} lacks splits {', '.join(missing)}"
+    return "done", f"{out} holds these settings, splits {', '.join(cfg.splits)} complete"
 
 
 def _same_value(a: Any, b: Any) -> bool:
