@@ -17,20 +17,22 @@ from lt_bench.metrics import log_prior
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(scope="module")
-def val_cache(tmp_path_factory):
-    p = make_synthetic_cache(tmp_path_factory.mktemp("v") / "v.h5", num_classes=12, dim=24, max_per_class=60,
-                             imbalance=12, test_per_class=10, val_per_class=5, noise=2.0, text_noise=1.5, seed=4)
+def _open_cache(tmp_path_factory, **kw):
+    """A 12-class long-tailed synthetic cache (60..5 per class), open for the module."""
+    p = make_synthetic_cache(tmp_path_factory.mktemp("c") / "f.h5", num_classes=12, dim=24, max_per_class=60,
+                             imbalance=12, test_per_class=10, noise=2.0, text_noise=1.5, **kw)
     with FeatureCache(p) as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+def val_cache(tmp_path_factory):
+    yield from _open_cache(tmp_path_factory, val_per_class=5, seed=4)
 
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
-    p = make_synthetic_cache(tmp_path_factory.mktemp("c") / "f.h5", num_classes=12, dim=24, max_per_class=60,
-                             imbalance=12, test_per_class=10, views=2, noise=2.0, text_noise=1.5, seed=3)
-    with FeatureCache(p) as c:
-        yield c
+    yield from _open_cache(tmp_path_factory, views=2, seed=3)
 
 
 def test_registry():
