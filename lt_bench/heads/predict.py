@@ -40,16 +40,22 @@ def trained_logits(cache, head_path: str | Path, split: str = "test", device: st
                       device=device_label(dev))
 
 
-def baseline_logits(cache, name: str, split: str = "test", device: str = "auto", seed: int = 0,
-                    **options) -> Prediction:
-    """Fit baseline ``name`` on the cache's train split when it needs one, and score ``split``.
-
-    ``options`` not taken by the baseline (its registered defaults) are ignored; None means default.
-    """
+def baseline_options(name: str, **options) -> dict:
+    """Baseline ``name``'s options: its registered defaults, overridden by the ``options`` it
+    takes (others are ignored; None means default). What a result records as its ``config``."""
     spec = get_head_spec(name, kind="baseline")
-    seed_everything(seed)
     opts = dict(spec.defaults)
     opts.update({k: v for k, v in options.items() if k in spec.defaults and v is not None})
+    return opts
+
+
+def baseline_logits(cache, name: str, split: str = "test", device: str = "auto", seed: int = 0,
+                    **options) -> Prediction:
+    """Fit baseline ``name`` on the cache's train split when it needs one, and score ``split``
+    (``options``: see ``baseline_options``)."""
+    spec = get_head_spec(name, kind="baseline")
+    seed_everything(seed)
+    opts = baseline_options(name, **options)
     resolve_device(device)  # refuse --device cuda without CUDA, as every command does
     base = create_head(name, text_classifier=cache.text_classifier, device=device, **opts)
     if spec.needs_train:

@@ -272,20 +272,19 @@ def _check_eval(cfg: EvalConfig) -> None:
 
 def result_reusable(path: str | Path, cfg: EvalConfig, cache) -> bool:
     """A result file of this cache, head recipe or baseline options, split and eval options."""
-    from ..heads import get_head_spec, load_head
+    from ..heads import load_head
+    from ..heads.predict import baseline_options
 
     path = Path(path)
     if not path.is_file():
         return False
     try:
         rec = json.loads(path.read_text(encoding="utf-8"))
-        if cfg.head is not None:
-            config = load_head(cfg.head, provenance=cache.provenance())[1]["config"]
-        else:
-            config = dict(get_head_spec(cfg.baseline, kind="baseline").defaults)
-            if "k" in config:  # the one baseline option eval sets (baseline_logits' rule)
-                config["k"] = cfg.k
         prov = cache.provenance()
+        if cfg.head is not None:
+            config = load_head(cfg.head, provenance=prov)[1]["config"]
+        else:
+            config = baseline_options(cfg.baseline, k=cfg.k)
         return (rec.get("config") == config and rec.get("split") == cfg.split
                 and rec.get("posthoc_tau") == float(cfg.posthoc_tau) and rec.get("label") == cfg.label
                 and all(rec.get("cache", {}).get(k) == prov[k] for k in ("created", "classnames_hash", "dataset"))
