@@ -92,11 +92,12 @@ class ExtractResult:
 def _encode_images(model, x: torch.Tensor, device: torch.device, batch: int) -> torch.Tensor:
     """L2-normalised float16 image features on CPU, computed ``batch`` rows at a time."""
     out = []
+    amp = amp_policy(device)
     for s in range(0, len(x), batch):
         xb = x[s:s + batch].to(device, non_blocking=True)
         if device.type == "cuda":
             xb = xb.contiguous(memory_format=torch.channels_last)
-        with amp_policy(device).autocast():
+        with amp.autocast():
             f = model.encode_image(xb)
         out.append(F.normalize(f.float(), dim=-1).half().cpu())
     return torch.cat(out) if out else torch.empty(0)

@@ -31,9 +31,10 @@ def encode_class_prompts(bundle, classnames: list[str], templates: list[str], de
     # template-major, so that the flat output reshapes to (T, C, D)
     prompts = [p for t in templates for p in (fill([t], c)[0] for c in classnames)]
     out = []
+    amp = amp_policy(device)
     for s in range(0, len(prompts), batch_size):
         tokens = bundle.tokenizer(prompts[s:s + batch_size]).to(device)
-        with amp_policy(device).autocast():
+        with amp.autocast():
             f = bundle.model.encode_text(tokens)
         f = torch.nn.functional.normalize(f.float(), dim=-1)
         out.append(f.cpu())

@@ -117,7 +117,9 @@ def restore(run: FinetuneRun, ckpt: dict) -> tuple[int, float, list[dict]]:
     """Load ``last.pt`` into a freshly built run, RNG state last; (start epoch, best val, history)."""
     run.model.load_state_dict(ckpt["state_dict"])
     run.optimizer.load_state_dict(_keep_current_hyperparameters(ckpt["optimizer"], run.optimizer))
-    run.schedule.load_state_dict(ckpt["scheduler"])
+    # the schedule's position from the epochs done, in this run's steps per epoch: a resume with
+    # another batch size or --steps-per-epoch stays on the right epoch of the staircase
+    run.schedule.load_state_dict({"step": int(ckpt["epoch"]) * run.steps_per_epoch})
     if run.scaler is not None and ckpt.get("scaler"):
         run.scaler.load_state_dict(ckpt["scaler"])
     ckpt_.set_rng_state(ckpt["rng"])

@@ -63,6 +63,8 @@ def run_finetune(cfg: FinetuneConfig, on_start=None) -> dict:
         raise LTBenchError(f"--batch-size {cfg.batch_size} (global) does not split evenly over {world} processes; "
                            f"use a multiple of {world}")
     out = Path(cfg.out)
+    if dist_.env_rank() == 0:
+        overwrite_.recover(out)  # a killed --overwrite run's previous run back (or the new one kept) first
     if cfg.resume and (out / ckpt_.CONFIG).is_file() and not (out / ckpt_.LAST).is_file():
         # killed before its first checkpoint: nothing was lost and nothing can be resumed
         log.info("%s has no checkpoint yet (a run stopped before its first epoch ended): starting it from scratch",

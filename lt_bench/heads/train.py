@@ -190,12 +190,12 @@ def train_on_arrays(features, labels, train_counts, text_classifier, config: Tra
         lrs.append(opt.param_groups[0]["lr"])
         idx = sampler.draw(steps * b)
         rows = _draw_views(idx, offsets, count, gen) if use_views else idx
-        idx, rows = idx.to(dev), rows.to(dev)
+        yb_all, rows = y.index_select(0, idx.to(dev)), rows.to(dev)  # the epoch's labels in one gather
         running = torch.zeros((), device=dev)
         for s in range(steps):
             sl = slice(s * b, (s + 1) * b)
             xb = source.index_select(0, rows[sl]).float()
-            loss = loss_fn(head(xb), y.index_select(0, idx[sl]))
+            loss = loss_fn(head(xb), yb_all[sl])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

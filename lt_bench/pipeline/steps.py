@@ -111,7 +111,7 @@ def run_finetune(cfg: FinetuneConfig, *, reuse: bool = False) -> dict:
 
     check_output(cfg.out, inputs=[cfg.pretrained], directory=True)
     with output_lock(cfg.out, directory=True, stale=RUN_FILES):
-        recover(Path(cfg.out))  # a run killed while --overwrite held the previous one aside
+        recover(Path(cfg.out))  # before deciding reuse (finetune.run_finetune recovers too, for direct callers)
         if reuse:
             state, why = finetune_state(cfg)
             if state == "done":
