@@ -82,24 +82,26 @@ def output_lock(out: str | os.PathLike | None, *, directory: bool = False, flag:
         return
     made = directory and not Path(out).exists()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = _acquire(path, Path(out), flag)
+    fd = _acquire(path, Path(out), flag)  # None: this filesystem has no locks (run unprotected)
     _HELD[key] = 1
     try:
-        _write_holder(fd)
+        if fd is not None:
+            _write_holder(fd)
         remove_stale_temporaries(Path(out), stale if directory else None)
         yield path
     finally:
         del _HELD[key]
-        # unlink before unlocking: a process that opened the old file then sees it is gone
-        with contextlib.suppress(OSError):
-            path.unlink()
-        os.close(fd)
+        if fd is not None:
+            # unlink before unlocking: a process that opened the old file then sees it is gone
+            with contextlib.suppress(OSError):
+                path.unlink()
+            os.close(fd)
         if made:
             with contextlib.suppress(OSError):  # not empty (the run wrote there): keep it
                 Path(out).rmdir()
 
 
-def _acquire(path: Path, out: Path, flag: str) -> int:
+def _acquire(path: Path, out: Path, flag: str) -> int | None:
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
@@ -111,7 +113,9 @@ def _acquire(path: Path, out: Path, flag: str) -> int:
                                    f"or choose another {flag}") from None
             # a filesystem without locks: run unprotected rather than not at all
             log.warning("cannot lock %s (%s): not protected against a second run on %s", path, e.strerror, out)
-            return os.open(os.devnull, os.O_RDONLY)
+            with contextlib.suppress(OSError):
+                path.unlink()  # a lock file that locks nothing would only mislead
+            return None
         # the previous holder may have unlinked the file between our open and flock: then we
         # locked a file nobody else will see; try again on the one at the path
         try:

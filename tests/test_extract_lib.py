@@ -182,3 +182,18 @@ def test_unknown_pretrained_tag():
         create_model("ltb-tiny-vit", "laion9000")
     with pytest.raises(LTBenchError, match="unknown model 'nope'; known: ltb-tiny-rn, ltb-tiny-vit"):
         create_model("nope", "none")
+
+
+def test_a_cache_from_before_quick_gelu_was_recorded_is_up_to_date(tmp_path, synth, bundle):
+    """Its identity lacks quick_gelu (it was extracted with nn.GELU): the same settings, not another extraction."""
+    import json
+
+    import h5py
+
+    out = tmp_path / "old.h5"
+    extract_features(out, synth, bundle, _opts(splits=("test",)))
+    with h5py.File(out, "a") as f:
+        config = json.loads(f.attrs["config"])
+        del config["identity"]["quick_gelu"]
+        f.attrs["config"] = json.dumps(config)
+    assert extract_features(out, synth, bundle, _opts(splits=("test",))).status == "up-to-date"

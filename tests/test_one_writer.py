@@ -44,6 +44,21 @@ def test_lock_names_its_holder_and_goes_away(tmp_path):
     assert not path.exists()
 
 
+def test_a_filesystem_without_locks_runs_unprotected(tmp_path, monkeypatch):
+    """flock failing for another reason than a holder (ENOLCK: e.g. some network filesystems)."""
+    import errno
+    import fcntl
+
+    def no_locks(*_):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    out = tmp_path / "out.h5"
+    with output_lock(out):
+        out.write_text("x")
+    assert out.read_text() == "x" and not lock_path(out).exists()
+
+
 def test_a_dead_holders_lock_file_does_not_block(tmp_path):
     out = tmp_path / "out.h5"
     lock_path(out).write_text("pid 1 on host gone since yesterday\n")  # killed: the file stayed, the lock went

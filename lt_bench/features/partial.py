@@ -54,6 +54,7 @@ def _fileidentity(attrs) -> dict | None:
         return None
     if isinstance(ident, dict):
         ident.setdefault("view_budget", 0)  # files from before view budgets had flat views only
+        ident.setdefault("quick_gelu", False)  # files from before it was recorded were run with nn.GELU
     return ident
 
 
