@@ -260,3 +260,20 @@ def test_budget_skip_bad_resume_equals_fresh(tmp_path, bundle):
         views = c.aug_features("train")
         assert views.counts.tolist() == np.delete(counts, 9).tolist()
         assert len(views.rows) == counts.sum() - counts[9] and c.paths("train") == ids[:9] + ids[10:]
+
+
+def test_a_budget_over_an_empty_train_split_is_no_views():
+    assert views_per_image([], 3, view_budget=4).tolist() == []
+    assert budget_per_class([0, 0, 0], 4).tolist() == [0, 0, 0]
+
+
+def test_write_cache_takes_paths_as_an_array(tmp_path):
+    """``paths`` given as a numpy array (not a list) is written as given."""
+    feats = np.eye(3, 4, dtype=np.float32)
+    attrs = root_attrs(model="m", pretrained="none", checkpoint_sha256="", dataset="d", num_classes=3, embed_dim=4,
+                       config={})
+    write_cache(tmp_path / "c.h5", attrs=attrs, classnames=["a", "b", "c"], train_counts=[1, 1, 1],
+                templates=["{}"], text_features=feats[None, :, :],
+                splits={"test": {"features": feats, "labels": np.arange(3), "paths": np.array(["x", "y", "z"])}})
+    with h5py.File(tmp_path / "c.h5", "r") as f:
+        assert [p.decode() for p in f["test/paths"][()]] == ["x", "y", "z"]

@@ -59,9 +59,9 @@ def budget_per_class(train_counts, budget: int, epochs: int = PHASE_B_EPOCHS,
 
     Integer arithmetic: ``ceil(draws / (C' n_c))`` exactly, no float rounding."""
     counts = np.asarray(train_counts, dtype=np.int64)
-    if budget <= 0:
-        return np.zeros(len(counts), dtype=np.int64)
     present = int((counts > 0).sum())
+    if budget <= 0 or present == 0:  # no budget, or a train split without images
+        return np.zeros(len(counts), dtype=np.int64)
     draws = max(1, int(counts.sum()) // batch) * batch * epochs
     denom = present * np.maximum(counts, 1)
     per = -(-draws // denom)

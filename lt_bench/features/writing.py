@@ -67,7 +67,9 @@ def write_cache(path: str | Path, *, attrs: dict, classnames: list[str], train_c
                 g.create_dataset("aug_features", data=np.asarray(rows, dtype=np.float16))
                 g.create_dataset("aug_offsets", data=offsets)
             g.create_dataset("labels", data=np.asarray(s["labels"], dtype=np.int64))
-            paths = s.get("paths") or [f"{name}/{i}" for i in range(n)]
+            paths = s.get("paths")
+            if paths is None:
+                paths = [f"{name}/{i}" for i in range(n)]
             g.create_dataset("paths", data=np.array(paths, dtype=object), dtype=STR)
             g.attrs["n_done"] = n
             g.attrs["complete"] = True
