@@ -197,3 +197,24 @@ def test_a_cache_from_before_quick_gelu_was_recorded_is_up_to_date(tmp_path, syn
         del config["identity"]["quick_gelu"]
         f.attrs["config"] = json.dumps(config)
     assert extract_features(out, synth, bundle, _opts(splits=("test",))).status == "up-to-date"
+
+
+def test_reproduce_does_not_reuse_a_cache_run_with_another_activation(tmp_path):
+    """extract_state (reproduce's skip rule) compares QuickGELU like the extraction itself does."""
+    import json
+
+    import h5py
+
+    from lt_bench.pipeline import ExtractConfig
+    from lt_bench.pipeline.steps import extract_state, run_extract
+
+    cfg = ExtractConfig(dataset="synthetic", dataset_options={"max_per_class": 5}, model="ltb-tiny-vit-quickgelu",
+                        pretrained="none", splits=("test",), workers=0, device="cpu", out=str(tmp_path / "q.h5"))
+    run_extract(cfg)
+    assert extract_state(cfg)[0] == "done"
+    with h5py.File(cfg.out, "a") as f:  # as if made by the old nn.GELU rebuild
+        config = json.loads(f.attrs["config"])
+        config["identity"]["quick_gelu"] = False
+        f.attrs["config"] = json.dumps(config)
+    state, why = extract_state(cfg)
+    assert state == "different" and "quick_gelu" in why

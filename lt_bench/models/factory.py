@@ -125,6 +125,21 @@ def _recorded_arch(path: Path) -> dict | None:
     return None
 
 
+def builds_quick_gelu(model: str, pretrained: str) -> bool:
+    """Whether ``create_model(model, pretrained)`` builds QuickGELU activations, without building
+    it (what an extraction's identity records; ``pipeline.extract_state`` compares it)."""
+    own = bool((open_clip.get_model_config(model) or {}).get("quick_gelu", False))
+    path = Path(os.path.expanduser(str(pretrained)))
+    if str(pretrained).lower() in RANDOM_INIT:
+        return own
+    if path.is_file():
+        arch = _recorded_arch(path)
+        return bool(arch["quick_gelu"]) if arch is not None else own
+    if pretrained in open_clip.list_pretrained_tags_by_model(model):
+        return bool(open_clip.get_pretrained_cfg(model, pretrained).get("quick_gelu", False)) or own
+    return own
+
+
 def _activation(quick: bool) -> str:
     return "QuickGELU" if quick else "nn.GELU"
 

@@ -170,6 +170,7 @@ def extract_state(cfg: ExtractConfig) -> tuple[str, str]:
     from ..errors import CacheError
     from ..features import FeatureCache
     from ..io import sha256_file
+    from ..models.factory import builds_quick_gelu
 
     out = Path(cfg.out)
     if not out.is_file():
@@ -183,8 +184,10 @@ def extract_state(cfg: ExtractConfig) -> tuple[str, str]:
     ckpt = Path(cfg.pretrained)
     weights = ({"checkpoint_sha256": sha256_file(ckpt)} if ckpt.is_file() else {"pretrained": cfg.pretrained})
     want = {"dataset": cfg.dataset, "model": cfg.model, "templates": cfg.templates, "views": cfg.views,
-            "view_budget": cfg.view_budget, "seed": cfg.seed, **weights}
+            "view_budget": cfg.view_budget, "seed": cfg.seed,
+            "quick_gelu": builds_quick_gelu(cfg.model, cfg.pretrained), **weights}
     ident.setdefault("view_budget", 0)  # caches from before view budgets
+    ident.setdefault("quick_gelu", False)  # caches from before it was recorded ran nn.GELU
     diffs = [k for k, v in want.items() if ident.get(k) != v]
     recorded = ident.get("dataset_options") or {}
     diffs += [f"option {k}" for k, v in cfg.dataset_options.items() if not _same_value(recorded.get(k), v)]
