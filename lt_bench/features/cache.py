@@ -298,11 +298,13 @@ class FeatureCache:
                              f"extract images into it (or use another split)")
         return g
 
-    def _check_finite(self, x: np.ndarray, split: str, what: str = "features") -> np.ndarray:
-        """Refuse NaN or inf anywhere in ``x`` (as read: one vectorised pass, chunked); return ``x``."""
-        if not _all_finite(x):
-            bad = _bad_rows(x)
-            raise CacheError(f"split {split!r} of {self.path} has {bad} rows with NaN or inf {what}: re-extract it")
+    def _check_finite(self, x: np.ndarray, split: str, what: str = "features", finite: bool | None = None
+                      ) -> np.ndarray:
+        """Refuse NaN or inf anywhere in ``x`` (as read: one vectorised pass, chunked, unless the
+        caller already made it: ``finite``); return ``x``."""
+        if not (_all_finite(x) if finite is None else finite):
+            raise CacheError(f"split {split!r} of {self.path} has {_bad_rows(x)} rows with NaN or inf {what}: "
+                             "re-extract it")
         return x
 
     def __len__(self) -> int:  # pragma: no cover - convenience
@@ -311,9 +313,7 @@ class FeatureCache:
     def features(self, split: str) -> np.ndarray:
         """(N, D) float32 center-view features, refused when empty or not all finite."""
         x, finite = _float32_finite(self._rows(split)["features"][()])
-        if not finite:
-            self._check_finite(x, split)  # names the bad rows
-        return x
+        return self._check_finite(x, split, finite=finite)
 
     def features_raw(self, split: str) -> h5py.Dataset:
         """The on-disk float16 dataset, for streaming reads."""
