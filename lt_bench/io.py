@@ -27,7 +27,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         if tmp.exists():  # mkstemp makes 0600 files; give the output the usual umask mode
-            os.chmod(tmp, 0o666 & ~_umask())
+            os.chmod(tmp, 0o666 & ~_UMASK)
         publish(tmp, path)
     finally:
         if tmp.exists():
@@ -67,10 +67,14 @@ def publish(src: str | os.PathLike, dst: str | os.PathLike) -> None:
     os.replace(src, dst)
 
 
-def _umask() -> int:
+def _read_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+# Read once: setting it to 0 and back on every write would race with threads creating files.
+_UMASK = _read_umask()
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
