@@ -140,8 +140,8 @@ READING = """## Reading these numbers
   own `torch.mm` rate on the same shapes, measured in the same run; the peak memory is the
   process's RSS, Python and torch included. Since the views stay float16 in memory and each
   batch is converted when drawn, and BALLAD validates every epoch (best-val), the loop runs at
-  about 0.79 of the matmul rate (0.84 before, with the whole train set converted to float32
-  up front) and peaks lower (1.74 vs 1.81 GB on the 4-view ImageNet-LT-sized cache).
+  about 0.80 of the matmul rate (0.84 before, with the whole train set converted to float32
+  up front) and peaks lower (1.77 vs 1.81 GB on the 4-view ImageNet-LT-sized cache).
 """
 
 
