@@ -5,7 +5,8 @@
      "num_classes": C, "dim": D, "final_loss": float, "lt_bench_version": str, "created": ISO,
      "environment": provenance.environment() (versions, the device it was trained on),
      "selected_epoch": int (0 = untrained), "selection": "best-val" | "last",
-     "val_acc": [per-epoch val top-1 %] or None, "epoch_lr": [per-epoch learning rate]}
+     "val_acc": [per-epoch val top-1 %] or None, "epoch_lr": [per-epoch learning rate],
+     "base": {"path", "config", "created"} (lws with `adapt --base` only: the linear head it scales)}
 
 A head file written before ``schedule`` / ``select`` existed (its config lacks them) was trained
 with the per-step cosine, the with-replacement class-aware draw and the last epoch; ``load_head``
@@ -25,7 +26,7 @@ from ..features.cache import check_same_identity
 from ..io import save_torch
 from ..provenance import environment, now_iso
 from .registry import create_head, get_head_spec
-from .train import TrainConfig, TrainResult
+from .train import TrainConfig, TrainResult, head_options
 
 HEAD_FORMAT = "lt_bench.head"
 HEAD_FORMAT_VERSION = 1
@@ -45,7 +46,7 @@ def _upgrade_config(cfg: dict) -> dict:
     return cfg
 
 
-def save_head(path: str | Path, result: TrainResult, provenance: dict, device=None) -> Path:
+def save_head(path: str | Path, result: TrainResult, provenance: dict, device=None, extra: dict | None = None) -> Path:
     """Write HEAD.pt atomically.
 
     Args:
@@ -53,6 +54,7 @@ def save_head(path: str | Path, result: TrainResult, provenance: dict, device=No
         result: ``train_head``'s result.
         provenance: the cache's ``FeatureCache.provenance()``.
         device: where the head was trained; default: where its weights are.
+        extra: more entries (primitives), e.g. ``base``: the head an ``lws`` head scales.
     """
     head = result.head
     if device is None:
@@ -67,7 +69,7 @@ def save_head(path: str | Path, result: TrainResult, provenance: dict, device=No
            "environment": environment(device),
            "selected_epoch": int(result.selected_epoch), "selection": result.selection,
            "val_acc": None if result.val_acc is None else [float(a) for a in result.val_acc],
-           "epoch_lr": [float(x) for x in result.epoch_lr]}
+           "epoch_lr": [float(x) for x in result.epoch_lr], **_primitive(extra or {})}
     save_torch(path, obj)
     return Path(path)
 
@@ -96,7 +98,7 @@ def load_head(path: str | Path, provenance: dict | None = None, device: str | to
     sd = rec["state_dict"]
     text = sd.get("classifier", sd.get("weight", torch.zeros(rec["num_classes"], rec["dim"])))
     head = create_head(rec["head"], num_classes=rec["num_classes"], dim=rec["dim"], text_classifier=text,
-                       alpha=cfg.alpha, scale=cfg.scale)
+                       **head_options(cfg))
     head.load_state_dict(sd)
     head.to(device).eval()
     rec = dict(rec, config=cfg.to_dict())

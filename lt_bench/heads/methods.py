@@ -3,7 +3,7 @@ the few hyperparameters worth tuning (its search space), declared next to each o
 
 A *method* is what a leaderboard row is: a registered trained head or baseline run with the
 options that define it (``fixed``: e.g. ``linear`` with ``loss = "logit_adjusted"`` is the
-method ``logit_adjusted``), plus optionally a post-hoc step. ``fit_method(name, data, params,
+method ``logit_adjusted``), plus optionally post-hoc steps. ``fit_method(name, data, params,
 seed)`` fits it on ``data.train`` (selecting epochs on ``data.val`` where the head does) and
 returns a ``Fitted`` whose ``logits(x)`` scores any features. ``MethodData`` holds only train and
 val: the tuning code is given no handle on test (``tune`` builds it without opening test).
@@ -12,9 +12,28 @@ Contract (used by ``lt_bench.tune``; new methods add a ``Method`` entry and, whe
 branch in ``fit_method``):
 - ``Method.space``: hyperparameter -> ``Param``; every name is a key ``fit_method`` accepts in
   ``params`` (for trained heads: a ``TrainConfig`` field; for baselines: one of its registered
-  options). Unset names take the method's defaults (the head's registered defaults, then
-  ``fixed``).
+  options; for both: a post-hoc name). Unset names take the method's defaults (the head's
+  registered defaults, then ``fixed``).
 - ``params`` given to ``fit_method`` override the defaults; an unknown name is an ``LTBenchError``.
+
+Post-hoc parameters (the fast path). ``Method.posthoc`` names the parameters of ``space`` that
+act on an already fitted model without refitting it: ``tau_norm`` (tau-normalisation of a
+linear / cosine head), ``ensemble`` (the zero-shot weight w of the ``<method>+zs`` methods),
+``tip_alpha`` / ``tip_beta`` (Tip-Adapter's alpha and beta; ``heads/posthoc.py``, ``heads/tip.py``).
+- Given in ``params``, they are applied as given.
+- Left out, ``fit_method`` selects them on ``data.val`` by a grid search over their
+  ``Param.values()`` (jointly; the selection metric: mean per-class accuracy), as the papers do
+  (tau-norm's 0..2 step 0.1; Tip-Adapter's search on val); without val they take ``fixed``'s
+  values. ``Fitted.extra["posthoc_val"]`` records each tried combination's val score.
+- ``fitted.with_posthoc(**values)`` returns the same fitted model with other post-hoc values,
+  in milliseconds and without training (``seconds`` stays the fit's). So ``tune`` can train a
+  method's trained hyperparameters once per trial and search its post-hoc ones on that fit:
+  ``base = fit_method(name, data, trained_params)``, then ``base.with_posthoc(tau_norm=t)``
+  for each t, scoring ``.logits(val)``.
+
+The zero-shot ensemble is one generic mechanism: ``<m>+zs`` exists for every trained method m
+(but ``tip_adapter_f``, which already adds zero-shot), with m's space plus ``ensemble`` (w in
+0..1). ``ENSEMBLE_SUFFIX`` names them; ``Method.of`` is m.
 """
 
 from __future__ import annotations
@@ -69,10 +88,12 @@ class Method:
     name: str
     kind: str  # "trained" (a head trained by `adapt`) or "baseline" (fitted at eval time)
     base: str  # the registered head or baseline it runs
-    fixed: dict = field(default_factory=dict)  # the options that make it this method
+    fixed: dict = field(default_factory=dict)  # the options that make it this method (and post-hoc defaults)
     space: dict = field(default_factory=dict)  # name -> Param
     doc: str = ""
     paper: str = ""
+    posthoc: tuple = ()  # names in ``space`` applied after the fit, without refitting (module docstring)
+    of: str | None = None  # a ``+zs`` method: the method it ensembles with zero-shot
 
 
 @dataclass
@@ -100,15 +121,41 @@ class MethodData:
 @dataclass
 class Fitted:
     method: str
-    config: dict  # every option the fit used (defaults, fixed and params), for the result
+    config: dict  # every option the fit used (defaults, fixed, params and post-hoc values), for the result
     logits: Callable[[np.ndarray], np.ndarray]  # (N, D) -> (N, C) float32
     seconds: float  # training / fitting time
     extra: dict = field(default_factory=dict)  # e.g. the selected epoch, val accuracy per epoch
+    posthoc: dict = field(default_factory=dict)  # the post-hoc values in effect
+    rescore: Callable[[dict], Callable] | None = field(default=None, repr=False)  # post-hoc values -> logits
+
+    def with_posthoc(self, **values) -> "Fitted":
+        """This fit with other post-hoc values (names of its method's ``posthoc``); no training."""
+        unknown = sorted(set(values) - set(self.posthoc))
+        if unknown:
+            raise LTBenchError(f"method {self.method!r} has no post-hoc option {', '.join(map(repr, unknown))}; "
+                               f"it takes: {known(sorted(self.posthoc)) if self.posthoc else 'none'}")
+        new = {**self.posthoc, **{k: float(v) for k, v in values.items()}}
+        return dataclasses.replace(self, config={**self.config, **new}, logits=self.rescore(new), posthoc=new)
 
 
+ENSEMBLE_SUFFIX = "+zs"
 _LR = Param("float", 1e-3, 1.0, log=True)
+_TAU = Param("float", 0.5, 2.0, grid=(0.5, 1.0, 1.5, 2.0))
+_ALPHA = Param("float", 0.05, 0.8, grid=(0.05, 0.1, 0.2, 0.4, 0.8))
+_SGD_LR = Param("float", 0.01, 1.0, log=True)
+# Tip-Adapter's val search (main.py:99-118, configs/imagenet.yaml: alpha 0.1..3, beta 0.1..7), coarser
+_TIP = {"tip_alpha": Param("float", 0.1, 3.0, grid=(0.1, 0.3, 0.5, 1.0, 1.17, 1.5, 2.0, 3.0)),
+        "tip_beta": Param("float", 0.5, 7.0, grid=(0.5, 1.0, 2.0, 3.0, 4.0, 5.5, 7.0))}
+_TIP_DEFAULTS = {"tip_alpha": 1.17, "tip_beta": 1.0}
 
-METHODS: dict[str, Method] = {m.name: m for m in (
+
+def _tau_norm_param() -> Param:
+    from .posthoc import TAU_NORM_GRID
+
+    return Param("float", 0.0, 2.0, grid=TAU_NORM_GRID)
+
+
+_BASE_METHODS = (
     Method("zeroshot", "baseline", "zeroshot", doc="CLIP zero-shot with the cache's text classifier.",
            paper="Radford et al. 2021"),
     Method("ncm", "baseline", "ncm", doc="Nearest class mean of normalised train features."),
@@ -116,18 +163,53 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            doc="k nearest train features, similarity-weighted vote."),
     Method("linear", "trained", "linear", space={"lr": _LR},
            doc="Linear probe, CE, instance sampling."),
-    Method("logit_adjusted", "trained", "linear", fixed={"loss": "logit_adjusted"},
-           space={"lr": _LR, "tau": Param("float", 0.5, 2.0, grid=(0.5, 1.0, 1.5, 2.0))},
+    Method("logit_adjusted", "trained", "linear", fixed={"loss": "logit_adjusted"}, space={"lr": _LR, "tau": _TAU},
            doc="Linear probe with the logit-adjusted loss.", paper="Menon et al., ICLR 2021"),
     Method("balanced_softmax", "trained", "linear", fixed={"loss": "balanced_softmax"}, space={"lr": _LR},
            doc="Linear probe with balanced softmax.", paper="Ren et al., NeurIPS 2020"),
-    Method("cosine", "trained", "cosine", space={"lr": _LR, "tau": Param("float", 0.5, 2.0, grid=(0.5, 1.0, 1.5, 2.0))},
+    Method("cosine", "trained", "cosine", space={"lr": _LR, "tau": _TAU},
            doc="LIFT's cosine classifier from the text embeddings, logit-adjusted loss.",
            paper="Shi et al., ICML 2024 (LIFT)"),
-    Method("ballad", "trained", "ballad",
-           space={"lr": Param("float", 0.01, 1.0, log=True), "alpha": Param("float", 0.05, 0.8,
-                                                                          grid=(0.05, 0.1, 0.2, 0.4, 0.8))},
+    Method("ballad", "trained", "ballad", space={"lr": _SGD_LR, "alpha": _ALPHA},
            doc="BALLAD's balanced residual linear adapter (Phase B).", paper="Ma et al. 2021 (BALLAD)"),
+    Method("crt", "trained", "crt", space={"lr": _SGD_LR},
+           doc="cRT: a linear classifier re-trained with class-balanced sampling.",
+           paper="Kang et al., ICLR 2020 (Decoupling)"),
+    Method("tau_norm", "trained", "linear", fixed={"tau_norm": 1.0}, space={"lr": _LR, "tau_norm": _tau_norm_param()},
+           posthoc=("tau_norm",), doc="Tau-normalised class weights of the linear probe (bias dropped).",
+           paper="Kang et al., ICLR 2020 (Decoupling)"),
+    Method("lws", "trained", "lws", space={"lr": _SGD_LR},
+           doc="Learnable per-class scales of the frozen linear probe, class-balanced sampling.",
+           paper="Kang et al., ICLR 2020 (Decoupling)"),
+    Method("clip_adapter", "trained", "clip_adapter", space={"lr": _SGD_LR, "alpha": _ALPHA},
+           doc="CLIP-Adapter: residual bottleneck MLP adapter, fixed text classifier.",
+           paper="Gao et al. 2021 (CLIP-Adapter)"),
+    Method("tip_adapter", "baseline", "tip_adapter", fixed=dict(_TIP_DEFAULTS),
+           space={**_TIP, "shots": Param("choice", choices=(0, 4, 16, 64))}, posthoc=("tip_alpha", "tip_beta"),
+           doc="Tip-Adapter, training-free: zero-shot plus a cache model of the train features.",
+           paper="Zhang et al., ECCV 2022 (Tip-Adapter)"),
+    Method("tip_adapter_f", "trained", "tip_adapter_f", fixed=dict(_TIP_DEFAULTS),
+           space={"lr": Param("float", 1e-4, 1e-2, log=True), **_TIP}, posthoc=("tip_alpha", "tip_beta"),
+           doc="Tip-Adapter-F: the cache keys fine-tuned (AdamW), alpha and beta chosen after.",
+           paper="Zhang et al., ECCV 2022 (Tip-Adapter)"),
+    Method("ldam_drw", "trained", "cosine", fixed={"loss": "ldam", "drw": True, "scale": 30.0}, space={"lr": _LR},
+           doc="LDAM loss (margins ~ n_c^-1/4, max 0.5, s 30) with deferred re-weighting, cosine head.",
+           paper="Cao et al., NeurIPS 2019 (LDAM-DRW)"),
+)
+_ENSEMBLE = Param("float", 0.0, 1.0, grid=tuple(round(0.1 * i, 1) for i in range(11)))
+
+
+def _with_zero_shot(m: Method) -> Method:
+    """``m`` ensembled with zero-shot in output space (WiSE-FT): w = ``ensemble``, a post-hoc step."""
+    return Method(m.name + ENSEMBLE_SUFFIX, m.kind, m.base, fixed={**m.fixed, "ensemble": 0.5},
+                  space={**m.space, "ensemble": _ENSEMBLE}, posthoc=(*m.posthoc, "ensemble"), of=m.name,
+                  doc=f"{m.name}, its logits mixed with zero-shot's: (1 - w) head + w zero-shot.",
+                  paper="Wortsman et al., CVPR 2022 (WiSE-FT, output-space ensemble)")
+
+
+METHODS: dict[str, Method] = {m.name: m for m in (
+    *_BASE_METHODS,
+    *(_with_zero_shot(m) for m in _BASE_METHODS if m.kind == "trained" and m.name != "tip_adapter_f"),
 )}
 
 
@@ -150,45 +232,117 @@ def _check_params(method: Method, params: dict, allowed) -> None:
 
 def fit_method(name: str, data: MethodData, params: dict | None = None, seed: int = 0,
                device: str = "cpu") -> Fitted:
-    """Fit method ``name`` on ``data.train`` with ``params`` over its defaults; see the module doc."""
-    import torch
-
-    from .config import TrainConfig
-    from .predict import baseline_options
-    from .registry import create_head, get_head_spec
-    from .train import resolve_config, train_on_arrays
-
+    """Fit method ``name`` on ``data.train`` with ``params`` over its defaults; post-hoc values
+    left out are selected on ``data.val`` (see the module doc)."""
     method = get_method(name)
     params = dict(params or {})
+    posthoc = {k: params.pop(k) for k in method.posthoc if k in params}
+    fixed = {k: v for k, v in method.fixed.items() if k not in method.posthoc}
     if method.kind == "baseline":
-        spec = get_head_spec(method.base, kind="baseline")
-        _check_params(method, params, spec.defaults)
-        opts = baseline_options(method.base, **{**method.fixed, **params})
+        fitted = _fit_baseline(method, data, params, fixed, seed, device)
+    else:
+        fitted = _fit_trained(method, data, params, fixed, seed, device)
+    if not method.posthoc:
+        return fitted
+    missing = [k for k in method.posthoc if k not in posthoc]
+    if missing and data.val is not None and len(data.val.labels):
         t0 = time.perf_counter()
-        base = create_head(method.base, text_classifier=data.text_classifier, device=device, **opts)
-        if spec.needs_train:
-            base.fit(data.train.features, data.train.labels)
-        return Fitted(name, opts, base.logits, time.perf_counter() - t0)
-    fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"head", "seed"}
+        chosen, scores = _select_on_val(method, fitted, data, posthoc, missing)
+        posthoc.update(chosen)
+        fitted.extra.update(posthoc_val=scores, posthoc_seconds=time.perf_counter() - t0)
+    posthoc = {k: float(posthoc.get(k, method.fixed[k])) for k in method.posthoc}
+    return fitted.with_posthoc(**posthoc)
+
+
+def _fit_baseline(method: Method, data: MethodData, params: dict, fixed: dict, seed: int, device: str) -> Fitted:
+    from .predict import baseline_options
+    from .registry import create_head, get_head_spec
+
+    spec = get_head_spec(method.base, kind="baseline")
+    _check_params(method, params, set(spec.defaults) - set(method.posthoc))
+    opts = baseline_options(method.base, **{**fixed, **params})
+    t0 = time.perf_counter()
+    base = create_head(method.base, text_classifier=data.text_classifier, device=device, seed=seed, **opts)
+    if spec.needs_train:
+        aug = {"aug": data.train.aug} if getattr(base, "uses_views", False) else {}
+        base.fit(data.train.features, data.train.labels, **aug)
+    seconds = time.perf_counter() - t0
+    if not method.posthoc:
+        return Fitted(method.name, opts, base.logits, seconds)
+
+    def rescore(values: dict) -> Callable:
+        return lambda x: base.logits(x, **values)
+
+    return Fitted(method.name, opts, base.logits, seconds, {"model": base}, posthoc={k: None for k in method.posthoc},
+                  rescore=rescore)
+
+
+def _fit_trained(method: Method, data: MethodData, params: dict, fixed: dict, seed: int, device: str) -> Fitted:
+    from .config import TrainConfig
+    from .posthoc import apply_posthoc
+    from .train import resolve_config, train_on_arrays
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"head", "seed"} - set(method.posthoc)
     _check_params(method, params, fields)
-    cfg = resolve_config(method.base, seed=seed, **{**method.fixed, **params})
+    cfg = resolve_config(method.base, seed=seed, **{**fixed, **params})
     val = (data.val.features, data.val.labels) if data.val is not None else None
     res = train_on_arrays(None if cfg.views and data.train.aug is not None else data.train.features,
                           data.train.labels, data.train_counts, data.text_classifier, cfg,
                           aug_features=data.train.aug, device=device, val=val)
     head = res.head
-    dev = next(head.parameters()).device
+
+    def rescore(values: dict) -> Callable:
+        return _module_logits(apply_posthoc(head, data.text_classifier, **values), data.num_classes)
+
+    extra = {"selected_epoch": res.selected_epoch, "val_acc": res.val_acc, "head": head, "train_result": res}
+    return Fitted(method.name, cfg.to_dict(), _module_logits(head, data.num_classes), res.seconds, extra,
+                  posthoc={k: None for k in method.posthoc}, rescore=rescore)
+
+
+def _module_logits(module, num_classes: int) -> Callable[[np.ndarray], np.ndarray]:
+    import torch
+
+    dev = next(iter(module.state_dict().values())).device
 
     def logits(x: np.ndarray, batch: int = 16384) -> np.ndarray:
-        out = np.empty((len(x), data.num_classes), dtype=np.float32)
+        out = np.empty((len(x), num_classes), dtype=np.float32)
         with torch.no_grad():
             for s in range(0, len(x), batch):
                 xb = torch.as_tensor(np.asarray(x[s:s + batch]), dtype=torch.float32)
-                out[s:s + batch] = head(xb.to(dev)).float().cpu().numpy()
+                out[s:s + batch] = module(xb.to(dev)).float().cpu().numpy()
         return out
 
-    return Fitted(name, cfg.to_dict(), logits, res.seconds,
-                  {"selected_epoch": res.selected_epoch, "val_acc": res.val_acc, "head": head, "train_result": res})
+    return logits
+
+
+def mean_class_accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Mean per-class top-1 accuracy (%) over the classes present in ``labels``: the selection metric."""
+    labels = np.asarray(labels, dtype=np.int64)
+    hit = np.asarray(logits).argmax(1) == labels
+    classes, inverse = np.unique(labels, return_inverse=True)
+    per_class = np.bincount(inverse, weights=hit) / np.bincount(inverse)
+    return 100.0 * float(per_class.mean())
+
+
+def _select_on_val(method: Method, fitted: Fitted, data: MethodData, given: dict, missing: list) -> tuple:
+    """The grid values of ``missing`` post-hoc parameters with the best val score, and every score."""
+    import itertools
+
+    grids = [method.space[k].values() for k in missing]
+    model = fitted.extra.get("model")
+    if hasattr(model, "prime"):  # Tip-Adapter: every beta of the grid in one pass over the cache
+        model.prime(data.val.features, method.space["tip_beta"].values() if "tip_beta" in missing
+                    else [given.get("tip_beta", method.fixed["tip_beta"])])
+    scores = []
+    for combo in itertools.product(*grids):
+        values = {**given, **dict(zip(missing, combo))}
+        values = {**{k: method.fixed[k] for k in method.posthoc if k not in values}, **values}
+        acc = mean_class_accuracy(fitted.rescore(values)(data.val.features), data.val.labels)
+        scores.append({**dict(zip(missing, combo)), "val": acc})
+    best = max(scores, key=lambda r: r["val"])  # ties: the first in grid order
+    if hasattr(model, "prime"):
+        model._primed = None
+    return {k: best[k] for k in missing}, scores
 
 
 def method_data(cache, train_split: str = "train", val_split: str | None = "val", views: bool = True) -> MethodData:

@@ -27,16 +27,24 @@ class Prediction:
 
 
 def trained_logits(cache, head_path: str | Path, split: str = "test", device: str = "auto",
-                   batch: int = 16384) -> Prediction:
-    """Load HEAD.pt (refusing one made on another cache) and score ``split``."""
+                   batch: int = 16384, **posthoc) -> Prediction:
+    """Load HEAD.pt (refusing one made on another cache) and score ``split``.
+
+    ``posthoc``: the steps of ``posthoc.apply_posthoc`` (``tau_norm``, ``ensemble``,
+    ``tip_alpha``, ``tip_beta``; None: off); the ones set are added to the returned config.
+    """
+    from .posthoc import apply_posthoc
+
     dev = resolve_device(device)
     head, rec = load_head(head_path, provenance=cache.provenance(), device=dev)
+    steps = {k: float(v) for k, v in posthoc.items() if v is not None}
+    head = apply_posthoc(head, cache.text_classifier, **steps).to(dev)
     x = cache.features(split)
     out = np.empty((len(x), cache.num_classes), dtype=np.float32)
     with torch.no_grad():
         for s in range(0, len(x), batch):
             out[s:s + batch] = head(torch.from_numpy(x[s:s + batch]).to(dev)).float().cpu().numpy()
-    return Prediction(out, cache.labels(split), rec["head"], "trained", rec["config"], str(head_path),
+    return Prediction(out, cache.labels(split), rec["head"], "trained", {**rec["config"], **steps}, str(head_path),
                       device=device_label(dev))
 
 
@@ -57,12 +65,13 @@ def baseline_logits(cache, name: str, split: str = "test", device: str = "auto",
     seed_everything(seed)
     opts = baseline_options(name, **options)
     resolve_device(device)  # refuse --device cuda without CUDA, as every command does
-    base = create_head(name, text_classifier=cache.text_classifier, device=device, **opts)
+    base = create_head(name, text_classifier=cache.text_classifier, device=device, seed=seed, **opts)
     if spec.needs_train:
         if "train" not in cache.splits:
             raise LTBenchError(f"baseline {name!r} needs the train split, and {cache.path} has none "
                                f"(it has: {', '.join(cache.splits) or 'none'}): extract it with `--splits train`")
-        base.fit(cache.features("train"), cache.labels("train"))
+        aug = {"aug": cache.aug_features("train")} if getattr(base, "uses_views", False) else {}
+        base.fit(cache.features("train"), cache.labels("train"), **aug)
     x = cache.features(split)
     # FAISS baselines put their index on GPU 0 or keep it on CPU (faiss_backend); zero-shot is numpy
     where = device_label("cuda:0") if getattr(base, "backend", "cpu") == "gpu" else "cpu"

@@ -45,7 +45,7 @@ def register_head(name: str, *, kind: str = "trained", needs_train: bool = True,
 
 def _registered() -> dict[str, HeadSpec]:
     """The registry, after importing the modules whose decorators fill it."""
-    from . import baselines, modules  # noqa: F401
+    from . import baselines, modules, tip  # noqa: F401
 
     return _REGISTRY
 

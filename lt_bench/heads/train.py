@@ -43,7 +43,7 @@ from ..errors import LTBenchError
 from ..log import get_logger
 from ..options import check_options
 from .config import TrainConfig
-from .losses import make_loss
+from .losses import drw_weights, make_loss
 from .registry import create_head, get_head_spec
 from .samplers import make_sampler
 
@@ -102,7 +102,7 @@ def _top1(head: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 
 
 
 def train_on_arrays(features, labels, train_counts, text_classifier, config: TrainConfig,
-                    aug_features=None, device: str | torch.device = "cpu", val=None) -> TrainResult:
+                    aug_features=None, device: str | torch.device = "cpu", val=None, base=None) -> TrainResult:
     """Train ``config.head`` on in-memory arrays (the library core of `ltbench adapt`).
 
     Args:
@@ -118,8 +118,14 @@ def train_on_arrays(features, labels, train_counts, text_classifier, config: Tra
         device: torch device (a string is resolved by ``resolve_device``).
         val: optional ``(features (M, D), labels (M,))`` scored after every epoch; with
             ``config.select == "best-val"`` the best epoch's head is returned.
+        base: ``lws`` only: the trained linear head to scale (default: trained first, ``stages.py``).
     """
+    from .stages import prepare_head
+
     dev = resolve_device(device) if isinstance(device, str) else device
+    # heads that start from the data (lws, tip_adapter_f) are built first, before this run's seed
+    prepared, features, labels, aug_features = prepare_head(config, features, labels, aug_features, train_counts,
+                                                            text_classifier, dev, val, base)
     gen = seed_everything(config.seed)
     labels_np = np.asarray(labels, dtype=np.int64)
     n = len(labels_np)
@@ -156,12 +162,13 @@ def train_on_arrays(features, labels, train_counts, text_classifier, config: Tra
     if selection == "best-val" and val is None:
         log.info("select best-val: no val split to score the epochs on, so the last epoch's head is kept")
         selection = "last"
-    head = create_head(config.head, num_classes=c, dim=d, text_classifier=text_classifier,
-                       alpha=config.alpha, scale=config.scale).to(dev)
+    head = prepared if prepared is not None else create_head(config.head, num_classes=c, dim=d,
+                                                             text_classifier=text_classifier, **head_options(config))
+    head = head.to(dev)
     head.train()
-    loss_fn = make_loss(config.loss, train_counts, config.tau, dev)
+    loss_fn = make_loss(config.loss, train_counts, config.tau, dev, scale=config.scale)
     params = [p for p in head.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    opt = make_optimizer(config, params)
     b = config.batch_size
     steps = max(1, n // b)
     if n < b:
@@ -188,6 +195,9 @@ def train_on_arrays(features, labels, train_counts, text_classifier, config: Tra
             for group in opt.param_groups:
                 group["lr"] = epoch_lrs[epoch]
         lrs.append(opt.param_groups[0]["lr"])
+        if config.drw:  # LDAM-DRW's deferred re-weighting: class-balanced weights from 80 % of the epochs
+            w = drw_weights(train_counts, epoch, config.epochs)
+            loss_fn.weight = None if w is None else torch.as_tensor(w, dtype=torch.float32, device=dev)
         idx = sampler.draw(steps * b)
         rows = _draw_views(idx, offsets, count, gen) if use_views else idx
         yb_all, rows = y.index_select(0, idx.to(dev)), rows.to(dev)  # the epoch's labels in one gather
@@ -227,6 +237,18 @@ def train_on_arrays(features, labels, train_counts, text_classifier, config: Tra
     return TrainResult(head, config, losses[-1], losses, total, seconds, lrs, val_acc, selected, selection)
 
 
+def head_options(config: TrainConfig) -> dict:
+    """The recipe options that shape a head module (each factory takes those it uses)."""
+    return {"alpha": config.alpha, "scale": config.scale, "tip_alpha": config.tip_alpha, "tip_beta": config.tip_beta}
+
+
+def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
+    """SGD with momentum, or AdamW with eps 1e-4 (Tip-Adapter-F's, ``main.py:72``)."""
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, eps=1e-4, weight_decay=config.weight_decay)
+    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+
+
 def _ragged(aug, n: int) -> tuple:
     """(rows (M, D), offsets (N + 1,) int64 CPU tensor) of ``(rows, offsets)`` or of an (N, V, D) array."""
     if isinstance(aug, tuple):
@@ -249,7 +271,7 @@ def _draw_views(idx: torch.Tensor, offsets: torch.Tensor, count: torch.Tensor, g
 
 
 def train_head(cache, config: TrainConfig, device: str | torch.device = "auto", split: str = "train",
-               val_split: str = "val") -> TrainResult:
+               val_split: str = "val", base=None) -> TrainResult:
     """Train ``config.head`` on the ``split`` of a FeatureCache, validating on ``val_split`` when present.
 
     Without a complete ``val_split`` the head trains without validation (``select`` best-val
@@ -265,4 +287,4 @@ def train_head(cache, config: TrainConfig, device: str | torch.device = "auto", 
         log.warning("the %r split of %s is incomplete: training without validation (finish it by rerunning the "
                     "same `ltbench extract`)", val_split, cache.path)
     return train_on_arrays(feats, labels, cache.train_counts, cache.text_classifier, config,
-                           aug_features=aug, device=device, val=val)
+                           aug_features=aug, device=device, val=val, base=base)

@@ -66,6 +66,8 @@ class AdaptConfig:
                            from_cli=optional_str)
     head: str = option("ballad", "Trained head: " + ", ".join(TRAINED_HEADS) + ".", choices=TRAINED_HEADS)
     out: str = out_option("Where to write HEAD.pt.")
+    base: str | None = option(None, "lws only: the trained linear HEAD.pt whose class weights it scales (default: "
+                              "train the linear head first, same seed).", from_cli=optional_str)
     recipe: dict = field(default_factory=dict)  # TrainConfig overrides (None = the head's default)
     seed: int = seed_option()
     device: str = device_option()
@@ -84,7 +86,17 @@ class EvalConfig:
     json_out: str | None = option(None, "Also write the result as JSON here.", name="json", flag="--json",
                                   from_cli=optional_str)
     posthoc_tau: float = option(0.0, "Subtract tau * log(train prior) from the logits.")
+    tau_norm: float | None = option(None, "Tau-normalise a linear, crt or cosine head's class weights: "
+                                    "w_c / ||w_c||^TAU, bias dropped (Kang et al. 2020; the paper's grid 0..2).", min=0)
+    ensemble: float | None = option(None, "Mix a trained head with zero-shot: (1 - W) * head + W * zero-shot at the "
+                                    "head's logit scale (WiSE-FT's output-space ensemble).", min=0, max=1)
     k: int = option(20, "Neighbours of the knn baseline.", min=1)
+    tip_alpha: float | None = option(None, "Tip-Adapter's cache weight alpha (tip_adapter baseline, or post-hoc on "
+                                     "a tip_adapter_f head; default: 1.17 / the head's).", min=0)
+    tip_beta: float | None = option(None, "Tip-Adapter's sharpness beta (as --tip-alpha; default: 1 / the head's).",
+                                    gt=0)
+    shots: int | None = option(None, "tip_adapter baseline: at most this many train images per class in its "
+                               "cache, class-balanced (default 0: all).", min=0)
     label: str | None = option(None, "Method name for tables (default: the head's name).")
     seed: int = seed_option()
     device: str = device_option()

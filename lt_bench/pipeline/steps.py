@@ -246,7 +246,7 @@ def run_adapt(cfg: AdaptConfig, *, cache=None, reuse: bool = False) -> AdaptResu
     from ..heads import save_head, train_head
 
     recipe = train_config(cfg)
-    check_output(cfg.out, inputs=[cfg.features])
+    check_output(cfg.out, inputs=[cfg.features, cfg.base])
     if cache is None:
         with FeatureCache(cfg.features) as c:
             return run_adapt(cfg, cache=c, reuse=reuse)
@@ -254,12 +254,27 @@ def run_adapt(cfg: AdaptConfig, *, cache=None, reuse: bool = False) -> AdaptResu
         if reuse and head_reusable(cfg.out, recipe, cache):
             log.info("%s holds this %s recipe on this cache; reusing it", cfg.out, cfg.head)
             return AdaptResult(Path(cfg.out), recipe, reused=True)
-        result = train_head(cache, recipe, device=cfg.device)
+        base, base_info = _adapt_base(cfg, cache)
+        result = train_head(cache, recipe, device=cfg.device, base=base)
         resolved = {"features": cfg.features, "out": cfg.out, "device": cfg.device, **recipe.to_dict()}
+        if cfg.base is not None:
+            resolved["base"] = cfg.base
         with config_beside(cfg.out, resolved, "adapt"):
-            save_head(cfg.out, result, cache.provenance())
+            save_head(cfg.out, result, cache.provenance(), extra=base_info)
     log.info("wrote %s (%s, final loss %.4f, %.1f s)", cfg.out, cfg.head, result.final_loss, result.seconds)
     return AdaptResult(Path(cfg.out), recipe, final_loss=result.final_loss, seconds=result.seconds)
+
+
+def _adapt_base(cfg: AdaptConfig, cache) -> tuple:
+    """(the loaded ``--base`` head or None, what HEAD.pt records of it)."""
+    from ..heads import load_head
+
+    if cfg.base is None:
+        return None, {}
+    if cfg.head != "lws":
+        raise LTBenchError(f"--base is for --head lws (a trained linear HEAD.pt to scale), not --head {cfg.head}")
+    head, rec = load_head(cfg.base, provenance=cache.provenance())
+    return head, {"base": {"path": str(cfg.base), "head": rec["head"], "config": rec["config"], "created": rec["created"]}}
 
 
 # -- evaluation ----------------------------------------------------------------------------------
@@ -271,6 +286,18 @@ def _check_eval(cfg: EvalConfig) -> None:
     check_options(cfg)
     if (cfg.head is None) == (cfg.baseline is None):
         raise LTBenchError(f"give exactly one of --head HEAD.pt or --baseline NAME ({', '.join(BASELINES)})")
+    if cfg.baseline is not None and (cfg.tau_norm is not None or cfg.ensemble is not None):
+        raise LTBenchError("--tau-norm and --ensemble are post-hoc steps on a trained head: use them with --head HEAD.pt")
+
+
+def _posthoc_steps(cfg: EvalConfig) -> dict:
+    """The post-hoc steps on a trained head that are set (``heads.posthoc``), as a result records them."""
+    steps = {"tau_norm": cfg.tau_norm, "ensemble": cfg.ensemble, "tip_alpha": cfg.tip_alpha, "tip_beta": cfg.tip_beta}
+    return {k: float(v) for k, v in steps.items() if v is not None}
+
+
+def _baseline_opts(cfg: EvalConfig) -> dict:
+    return {"k": cfg.k, "tip_alpha": cfg.tip_alpha, "tip_beta": cfg.tip_beta, "shots": cfg.shots}
 
 
 def result_reusable(path: str | Path, cfg: EvalConfig, cache) -> bool:
@@ -287,7 +314,8 @@ def result_reusable(path: str | Path, cfg: EvalConfig, cache) -> bool:
         if cfg.head is not None:
             config = load_head(cfg.head, provenance=prov)[1]["config"]
         else:
-            config = baseline_options(cfg.baseline, k=cfg.k)
+            config = baseline_options(cfg.baseline, **_baseline_opts(cfg))
+        config = {**config, **_posthoc_steps(cfg)}
         return (rec.get("config") == config and rec.get("split") == cfg.split
                 and rec.get("posthoc_tau") == float(cfg.posthoc_tau) and rec.get("label") == cfg.label
                 and all(rec.get("cache", {}).get(k) == prov[k] for k in ("created", "classnames_hash", "dataset"))
@@ -319,9 +347,9 @@ def _eval(cfg: EvalConfig, cache, reuse: bool) -> dict:
         log.info("%s holds this evaluation; reusing it", cfg.json_out)
         return json.loads(Path(cfg.json_out).read_text(encoding="utf-8"))
     if cfg.head is not None:
-        pred = trained_logits(cache, cfg.head, cfg.split, cfg.device)
+        pred = trained_logits(cache, cfg.head, cfg.split, cfg.device, **_posthoc_steps(cfg))
     else:
-        pred = baseline_logits(cache, cfg.baseline, cfg.split, cfg.device, cfg.seed, k=cfg.k)
+        pred = baseline_logits(cache, cfg.baseline, cfg.split, cfg.device, cfg.seed, **_baseline_opts(cfg))
     ev = evaluate(pred.logits, pred.labels, cache.train_counts, posthoc_tau=cfg.posthoc_tau)
     # a trained head's seed is the one it was trained with, not eval's
     seed = pred.config.get("seed", cfg.seed) if pred.kind == "trained" else cfg.seed
