@@ -95,14 +95,14 @@ def test_eval_refuses_head_of_another_cache(caches, head, other, field):
 
 # A value outside an option's choices is a usage error: exit 2, click's message naming the choices.
 BAD_CHOICE = {
-    "unknown head": (["adapt", "{main}", "--head", "mlp", "--out", "{dir}/x.pt"], "'ballad', 'cosine', 'linear'"),
+    "unknown head": (["adapt", "{main}", "--head", "mlp", "--out", "{dir}/x.pt"], "'ballad', 'clip_adapter', 'cosine', 'crt', 'linear'"),
     "unknown loss": (["adapt", "{main}", "--loss", "focal", "--out", "{dir}/x.pt"],
                      "'ce', 'logit_adjusted', 'balanced_softmax'"),
     "unknown sampler": (["adapt", "{main}", "--sampler", "repeat", "--out", "{dir}/x.pt"],
                         "'instance', 'class_aware', 'class_aware_replace', 'sqrt'"),
     "unknown schedule": (["adapt", "{main}", "--schedule", "step", "--out", "{dir}/x.pt"], "'reference', 'cosine'"),
     "unknown select": (["adapt", "{main}", "--select", "best", "--out", "{dir}/x.pt"], "'best-val', 'last'"),
-    "unknown baseline": (["eval", "{main}", "--baseline", "svm"], "'knn', 'ncm', 'zeroshot'"),
+    "unknown baseline": (["eval", "{main}", "--baseline", "svm"], "'knn', 'ncm', 'tip_adapter', 'zeroshot'"),
 }
 BAD = {
     "k too large": (["eval", "{main}", "--baseline", "knn", "--k", "100000"], "larger than the train set"),

@@ -40,7 +40,7 @@ def test_registry():
     assert {"zeroshot", "ncm", "knn"} <= set(list_heads("baseline"))
     with pytest.raises(ValueError, match="already registered"):
         register_head("ballad")(lambda **kw: None)
-    with pytest.raises(LTBenchError, match="known: ballad, cosine, linear"):
+    with pytest.raises(LTBenchError, match="known: ballad, clip_adapter, cosine, crt, linear"):
         resolve_config("nope")
     with pytest.raises(LTBenchError, match="unknown baseline 'ballad'"):
         from lt_bench.heads import get_head_spec
@@ -99,7 +99,7 @@ def test_losses():
     assert torch.allclose(make_loss("logit_adjusted", counts, tau=0.5)(logits, y), F.cross_entropy(logits + 0.5 * lp, y))
     assert torch.allclose(make_loss("balanced_softmax", counts)(logits, y),
                           make_loss("logit_adjusted", counts, tau=1.0)(logits, y))
-    with pytest.raises(LTBenchError, match="known: balanced_softmax, ce, logit_adjusted"):
+    with pytest.raises(LTBenchError, match="known: balanced_softmax, ce, ldam, logit_adjusted"):
         make_loss("focal", counts)
 
 

@@ -74,7 +74,7 @@ class ResidualAdapterHead(nn.Module):
             # One fused addmm: (1 - a) x + a x W^T; x needs no gradient, so backward is W's only.
             z = torch.addmm(x, x, self.adapter.weight.t(), beta=1.0 - self.alpha, alpha=self.alpha)
         else:
-            z = torch.lerp(x, self.adapter(x), self.alpha) if self.alpha else x
+            z = torch.lerp(x, self.adapter(x), self.alpha)
         return F.normalize(z, dim=-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

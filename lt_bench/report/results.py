@@ -340,6 +340,10 @@ def aggregate(results: list[Result]) -> list[ResultGroup]:
         tau = g.first.config.get("posthoc_tau")
         if tau and not g.first.raw.get("label"):  # a user's label already says what it is
             g.label += f" + post-hoc LA (tau={tau:g})"
+        if not g.first.raw.get("label") and g.first.raw.get("kind") == "trained":  # eval's post-hoc steps
+            for key, what in (("tau_norm", "tau-norm (tau={:g})"), ("ensemble", "zero-shot ensemble (w={:g})")):
+                if g.first.config.get(key) is not None:
+                    g.label += " + " + what.format(g.first.config[key])
     by_base: dict[tuple, list[ResultGroup]] = {}
     for g in out:
         r = g.first
