@@ -1,4 +1,5 @@
-"""Phase B speed: `adapt --head ballad` (the library function) on an ImageNet-LT-sized cache.
+"""Phase B speed: `adapt --head ballad` (the library function) on an ImageNet-LT-sized cache, and
+every leaderboard method's fit (``heads.methods.fit_method``) on one with views and a val split.
 
 Full size: 115,846 train features x 1024 dims, 1000 classes (synthetic, long-tailed 1280..5),
 10 epochs of 226 steps of batch 512, the BALLAD recipe. Quick mode (LTBENCH_BENCH_QUICK=1):
@@ -11,6 +12,13 @@ the call (sampled), against ``target_mem_gb`` = 2 x features' float32 size + 1 G
 FLOPs per step: adapter forward 2BD^2, classifier forward 2BCD, classifier backward to the
 adapted features 2BCD, adapter weight gradient 2BD^2 (the text classifier is fixed and the
 cached features need no gradient): 4BD(D + C).
+
+Methods (issue 12): the same size with 4 augmented views per image and a balanced val split
+of 20 per class (ImageNet-LT's); quick mode 8,000 x 256, 100 classes, 5 val per class. Each
+row is one ``fit_method(name, data, seed=0)`` with the method's defaults: ``train_s`` its
+training (``Fitted.seconds``), ``posthoc_s`` the selection of its post-hoc values on val
+(tau-norm's 21 taus, Tip-Adapter's 8 x 7 alphas x betas, the ensemble's 11 weights),
+``x_linear`` its wall time over the linear probe's in the same run.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import torch
 from lt_bench.features import FeatureCache
 from lt_bench.features.synthetic import make_synthetic_cache
 from lt_bench.heads import resolve_config, train_head
+from lt_bench.heads.methods import fit_method, mean_class_accuracy, method_data
 
 from .conftest import QUICK
 from .shared import ballad_step_flops, counts_summing_to, matmul_gflops
@@ -88,3 +97,44 @@ def test_bench_adapt_ballad(benchmark, cache_path):
         note="gflops: matmul FLOPs of forward + backward (4BD(D+C) per step) / wall time; matmul_gflops: torch.mm "
              "on the same shapes in the same run; targets: efficiency >= 0.5, peak RSS <= 2 x float32 features + 1 GB.")
     assert np.isfinite(res.final_loss)
+
+
+METHOD_TABLE = "Methods: fit_method on an ImageNet-LT-sized cache (4 views, val 20 per class)"
+METHOD_ROWS = ("linear", "crt", "lws", "tau_norm", "linear+zs", "ldam_drw", "ballad", "clip_adapter", "tip_adapter",
+               "tip_adapter_f")
+_WALL: dict[str, float] = {}
+
+
+@pytest.fixture(scope="module")
+def method_data_lt(tmp_path_factory):
+    p = make_synthetic_cache(tmp_path_factory.mktemp("bench") / "inlt_views.h5", num_classes=C, dim=D,
+                             train_counts=counts_summing_to(N, C), test_per_class=0, val_per_class=5 if QUICK else 20,
+                             views=4, noise=2.0, text_noise=1.5)
+    with FeatureCache(p) as cache:
+        return method_data(cache)
+
+
+@pytest.mark.parametrize("name", METHOD_ROWS)
+def test_bench_method_fit(benchmark, method_data_lt, name):
+    out = {}
+
+    def run():
+        t0 = time.perf_counter()
+        out["fitted"] = fit_method(name, method_data_lt, seed=0, device="cpu")
+        out["wall"] = time.perf_counter() - t0
+
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    f = out["fitted"]
+    _WALL[name] = out["wall"]
+    val = method_data_lt.val
+    benchmark.extra_info.update(
+        table=METHOD_TABLE, row=name + (" (quick)" if QUICK else ""), wall_s=round(out["wall"], 2),
+        train_s=round(f.seconds, 2), posthoc_s=round(f.extra.get("posthoc_seconds", 0.0), 2),
+        x_linear=round(out["wall"] / _WALL["linear"], 2) if "linear" in _WALL else None,
+        val_mean_class_acc=round(mean_class_accuracy(f.logits(val.features), val.labels), 2),
+        posthoc=", ".join(f"{k}={v:g}" for k, v in f.posthoc.items()) or "-", torch_threads=torch.get_num_threads(),
+        note="Each method's defaults, seed 0, CPU. train_s: training (Fitted.seconds); posthoc_s: selecting its "
+             "post-hoc values on val by grid (tune can instead search them on one fit with Fitted.with_posthoc); "
+             "x_linear: wall time over the linear probe's, same run. val accuracy on synthetic features says "
+             "nothing about the methods' merit on real ones.")
+    assert np.isfinite(f.logits(val.features[:8])).all()

@@ -280,6 +280,7 @@ def _fit_baseline(method: Method, data: MethodData, params: dict, fixed: dict, s
 def _fit_trained(method: Method, data: MethodData, params: dict, fixed: dict, seed: int, device: str) -> Fitted:
     from .config import TrainConfig
     from .posthoc import apply_posthoc
+    from .tip import TipAdapter, TipAdapterFHead
     from .train import resolve_config, train_on_arrays
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"head", "seed"} - set(method.posthoc)
@@ -290,11 +291,17 @@ def _fit_trained(method: Method, data: MethodData, params: dict, fixed: dict, se
                           data.train.labels, data.train_counts, data.text_classifier, cfg,
                           aug_features=data.train.aug, device=device, val=val)
     head = res.head
+    extra = {"selected_epoch": res.selected_epoch, "val_acc": res.val_acc, "head": head, "train_result": res}
 
     def rescore(values: dict) -> Callable:
         return _module_logits(apply_posthoc(head, data.text_classifier, **values), data.num_classes)
 
-    extra = {"selected_epoch": res.selected_epoch, "val_acc": res.val_acc, "head": head, "train_result": res}
+    if isinstance(head, TipAdapterFHead):  # score alpha / beta as the training-free cache does (one pass per val)
+        extra["model"] = TipAdapter.of_head(head)
+
+        def rescore(values: dict) -> Callable:  # noqa: F811
+            return lambda x: extra["model"].logits(x, **values)
+
     return Fitted(method.name, cfg.to_dict(), _module_logits(head, data.num_classes), res.seconds, extra,
                   posthoc={k: None for k in method.posthoc}, rescore=rescore)
 

@@ -126,6 +126,14 @@ class TipAdapter:
         self._primed = None
         return self
 
+    @classmethod
+    def of_head(cls, head: "TipAdapterFHead") -> "TipAdapter":
+        """The scorer of a trained ``tip_adapter_f`` head (its keys as they are), for the val search."""
+        out = cls(head.classifier.detach().cpu(), head.tip_alpha, head.tip_beta, scale=head.scale)
+        out.keys, out.key_labels = head.keys.detach().cpu().float(), head.key_labels.detach().cpu()
+        out._primed = None
+        return out
+
     @torch.no_grad()
     def prime(self, features, betas) -> None:
         """Compute ``features``' zero-shot and cache logits for every beta of ``betas`` in one pass
