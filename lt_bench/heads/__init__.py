@@ -1,5 +1,6 @@
-"""Heads on cached features, one registry: trained heads (ballad, linear, cosine) and baselines
-(zeroshot, ncm, knn). ``create_head(name, **kw)``; ``train_head`` / ``save_head`` / ``load_head``.
+"""Heads on cached features, one registry: trained heads (ballad, clip_adapter, linear, crt, lws,
+cosine, tip_adapter_f) and baselines (zeroshot, ncm, knn, tip_adapter); post-hoc steps
+(``posthoc``); the leaderboard's method catalogue (``methods``). ``create_head(name, **kw)``; ``train_head`` / ``save_head`` / ``load_head``.
 
 The names below load on first use (PEP 562), so that ``lt_bench.heads.config`` (the torch-free
 recipe and option definitions) can be read without importing torch.
@@ -13,9 +14,11 @@ _EXPORTS = {
     "config": ("BASELINES", "LOSSES", "SAMPLERS", "TRAINED_HEADS", "TrainConfig"),
     "faiss_backend": ("choose_faiss_backend", "ip_index"),
     "losses": ("make_loss",),
-    "modules": ("BalladHead", "CosineHead", "LinearHead"),
+    "modules": ("BalladHead", "CosineHead", "LinearHead", "LWSHead", "ResidualAdapterHead"),
+    "posthoc": ("apply_posthoc",),
     "registry": ("HeadSpec", "create_head", "get_head_spec", "list_heads", "register_head"),
     "samplers": ("sample_indices",),
+    "tip": ("TipAdapter", "TipAdapterFHead"),
     "train": ("TrainResult", "resolve_config", "train_head", "train_on_arrays"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

@@ -288,6 +288,9 @@ def _check_eval(cfg: EvalConfig) -> None:
         raise LTBenchError(f"give exactly one of --head HEAD.pt or --baseline NAME ({', '.join(BASELINES)})")
     if cfg.baseline is not None and (cfg.tau_norm is not None or cfg.ensemble is not None):
         raise LTBenchError("--tau-norm and --ensemble are post-hoc steps on a trained head: use them with --head HEAD.pt")
+    if cfg.head is not None and cfg.shots is not None:
+        raise LTBenchError("--shots sizes the tip_adapter baseline's cache; a tip_adapter_f head has its own "
+                           "(set at `ltbench adapt --shots`)")
 
 
 def _posthoc_steps(cfg: EvalConfig) -> dict:
