@@ -113,6 +113,12 @@ def render(data: dict, command: str) -> str:
 
 READING = """## Reading these numbers
 
+- **Methods** (issue 12): one `fit_method` per leaderboard method with its defaults on the
+  ImageNet-LT-sized cache; `x_linear` is the wall-time ratio to the linear probe in the same
+  run, the figure to quote. Post-hoc values are selected on val (`posthoc_s`); `tune` can
+  search them on one fit instead (`Fitted.with_posthoc`). Tip-Adapter's cost is its val search
+  over all 115,846 keys (one pass for all betas); Tip-Adapter-F trains 16 keys per class.
+
 - **Phase B on the cache** is the point of lt_bench: the same adapter steps without the frozen
   backbone in the loop. The measured ratio uses the 32 px tiny model, whose forward pass is
   nearly free; for ViT-B/16 at 224 px the backbone costs ~35 GFLOP per image and the
