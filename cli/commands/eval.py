@@ -23,7 +23,11 @@ def _cell(v) -> str:
 def render_table(record: dict) -> Table:
     """The metrics of one result as a rich table (percent, one decimal; '-' for an empty group)."""
     title = f"{record.get('label') or record['head']} on {record['dataset']} / {record['model']} ({record['split']}"
-    title += f", post-hoc tau {record['posthoc_tau']:g})" if record["posthoc_tau"] else ")"
+    steps = [f"{name} {record['config'][key]:g}" for key, name in (("tau_norm", "tau-norm"), ("ensemble", "zero-shot w"))
+             if record["kind"] == "trained" and record["config"].get(key) is not None]
+    if record["posthoc_tau"]:
+        steps.append(f"post-hoc tau {record['posthoc_tau']:g}")
+    title += "".join(f", {s}" for s in steps) + ")"
     t = Table(title=title)
     t.add_column("metric")
     t.add_column("%", justify="right")
