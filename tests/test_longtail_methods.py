@@ -194,6 +194,8 @@ def test_tau_norm_is_post_hoc_on_the_linear_probe(lt, data, linear):
     given = fit_method("tau_norm", data, {"tau_norm": 0.5}, seed=0)
     assert np.array_equal(given.logits(x), fitted.with_posthoc(tau_norm=0.5).logits(x))
     assert given.config["tau_norm"] == 0.5 and "posthoc_val" not in given.extra
+    assert given.extra["head"] is fitted.extra["head"]  # one training per recipe and data: post-hoc trials are free
+    assert given.seconds == fitted.seconds
     with pytest.raises(LTBenchError, match="no post-hoc option 'ensemble'"):
         fitted.with_posthoc(ensemble=0.5)
 
@@ -261,11 +263,12 @@ def test_bad_method_params(data):
         assert set(m.posthoc) <= set(m.space) and set(m.posthoc) <= set(m.fixed), name
 
 
-def test_same_seed_same_result(data, lt):
+def test_same_seed_same_result(lt):
     x = lt.features("val")
-    for name in ("lws", "tip_adapter_f"):
-        a = fit_method(name, data, {"epochs": 2}, seed=3)
-        b = fit_method(name, data, {"epochs": 2}, seed=3)
+    for name in ("lws", "tip_adapter_f"):  # fresh data each time: nothing reused, everything retrained
+        a = fit_method(name, method_data(lt), {"epochs": 2}, seed=3)
+        b = fit_method(name, method_data(lt), {"epochs": 2}, seed=3)
+        assert a.extra["head"] is not b.extra["head"]
         assert np.array_equal(a.logits(x), b.logits(x)), name
 
 

@@ -25,6 +25,11 @@ linear / cosine head), ``ensemble`` (the zero-shot weight w of the ``<method>+zs
   ``Param.values()`` (jointly; the selection metric: mean per-class accuracy), as the papers do
   (tau-norm's 0..2 step 0.1; Tip-Adapter's search on val); without val they take ``fixed``'s
   values. ``Fitted.extra["posthoc_val"]`` records each tried combination's val score.
+- A trained head is trained once per ``MethodData`` and recipe: ``fit_method`` keeps the last
+  few trained heads in ``data.trained`` (keyed by the full recipe, seed included, and lws's
+  stage-1 recipe), so trials that differ only in post-hoc values, or lws trials (its stage-1
+  linear probe), reuse the training; ``Fitted.seconds`` still reports the training's seconds
+  (lws: both stages), the cost of that configuration.
 - ``fitted.with_posthoc(**values)`` returns the same fitted model with other post-hoc values,
   in milliseconds and without training (``seconds`` stays the fit's). So ``tune`` can train a
   method's trained hyperparameters once per trial and search its post-hoc ones on that fit:
@@ -40,6 +45,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -112,6 +118,8 @@ class MethodData:
     val: SplitData | None
     text_classifier: np.ndarray  # (C, D)
     train_counts: np.ndarray  # (C,) int64: the prior of the adjusted losses
+    # trained heads by (recipe, base recipe), most recent last: a recipe trains once per MethodData
+    trained: OrderedDict = field(default_factory=OrderedDict, repr=False, compare=False)
 
     @property
     def num_classes(self) -> int:
@@ -281,16 +289,17 @@ def _fit_trained(method: Method, data: MethodData, params: dict, fixed: dict, se
     from .config import TrainConfig
     from .posthoc import apply_posthoc
     from .tip import TipAdapter, TipAdapterFHead
-    from .train import resolve_config, train_on_arrays
+    from .train import resolve_config
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"head", "seed"} - set(method.posthoc)
     _check_params(method, params, fields)
     cfg = resolve_config(method.base, seed=seed, **{**fixed, **params})
-    val = (data.val.features, data.val.labels) if data.val is not None else None
-    res = train_on_arrays(None if cfg.views and data.train.aug is not None else data.train.features,
-                          data.train.labels, data.train_counts, data.text_classifier, cfg,
-                          aug_features=data.train.aug, device=device, val=val)
+    base = None
+    if cfg.head == "lws":  # its stage 1, the linear probe: trained once per data, seed and views
+        base = _train(resolve_config("linear", seed=seed, views=cfg.views), data, device)
+    res = _train(cfg, data, device, base)
     head = res.head
+    seconds = res.seconds + (base.seconds if base is not None else 0.0)  # what the method costs, stage 1 included
     extra = {"selected_epoch": res.selected_epoch, "val_acc": res.val_acc, "head": head, "train_result": res}
 
     def rescore(values: dict) -> Callable:
@@ -302,8 +311,34 @@ def _fit_trained(method: Method, data: MethodData, params: dict, fixed: dict, se
         def rescore(values: dict) -> Callable:  # noqa: F811
             return lambda x: extra["model"].logits(x, **values)
 
-    return Fitted(method.name, cfg.to_dict(), _module_logits(head, data.num_classes), res.seconds, extra,
+    return Fitted(method.name, cfg.to_dict(), _module_logits(head, data.num_classes), seconds, extra,
                   posthoc={k: None for k in method.posthoc}, rescore=rescore)
+
+
+_KEEP_TRAINED = 4  # heads kept per MethodData (an ImageNet-LT Tip-Adapter-F head is 64 MB)
+
+
+def _train(cfg, data: MethodData, device: str, base=None):
+    """``train_on_arrays`` of ``cfg`` on ``data``, or the result of the same recipe (and base)
+    trained earlier on this ``data``: same seed, same head bit for bit on CPU, so a tune that
+    varies only post-hoc values (or lws's scales) trains each head once."""
+    import json
+
+    from .train import train_on_arrays
+
+    key = json.dumps([cfg.to_dict(), None if base is None else base.config.to_dict(), str(device)], sort_keys=True)
+    if key in data.trained:
+        data.trained.move_to_end(key)
+        return data.trained[key]
+    val = (data.val.features, data.val.labels) if data.val is not None else None
+    res = train_on_arrays(None if cfg.views and data.train.aug is not None else data.train.features,
+                          data.train.labels, data.train_counts, data.text_classifier, cfg,
+                          aug_features=data.train.aug, device=device, val=val,
+                          base=None if base is None else base.head)
+    data.trained[key] = res
+    while len(data.trained) > _KEEP_TRAINED:
+        data.trained.popitem(last=False)
+    return res
 
 
 def _module_logits(module, num_classes: int) -> Callable[[np.ndarray], np.ndarray]:

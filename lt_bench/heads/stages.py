@@ -48,7 +48,7 @@ def _lws(config, features, labels, aug, train_counts, text_classifier, device, v
         raise LTBenchError(f"lws scales a trained linear head (`ltbench adapt --head linear`), not a "
                            f"{type(base).__name__}: pass one to --base")
     c, d = np.asarray(text_classifier).shape
-    return LWSHead(c, d, scale=config.scale, base=base.cpu())
+    return LWSHead(c, d, scale=config.scale, base=base)  # copies the weights: base itself stays as it is
 
 
 def _tip(config, features, labels, aug, text_classifier):
