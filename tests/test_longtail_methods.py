@@ -16,7 +16,7 @@ from lt_bench.features.synthetic import make_synthetic_cache
 from lt_bench.heads import create_head, load_head, resolve_config, train_on_arrays
 from lt_bench.heads.baselines import ZeroShot
 from lt_bench.heads.losses import class_balanced_weights, drw_weights, ldam_margins, make_loss
-from lt_bench.heads.methods import METHODS, fit_method, mean_class_accuracy, method_data
+from lt_bench.heads.methods import METHODS, fit_method, list_methods, mean_class_accuracy, method_data
 from lt_bench.heads.modules import BalladHead, CosineHead, LinearHead, LWSHead, ResidualAdapterHead
 from lt_bench.heads.posthoc import TAU_NORM_GRID, TauNormed, ZeroShotEnsemble, tau_normalize, with_tip
 from lt_bench.heads.tip import TipAdapter, cache_keys, select_shots, tip_logits
@@ -226,6 +226,9 @@ def test_ensemble_w_zero_is_the_head(lt, data, linear):
     x = lt.features("test")
     ens = fit_method("linear+zs", data, seed=0)
     assert METHODS["linear+zs"].of == "linear" and 0 <= ens.posthoc["ensemble"] <= 1
+    assert "linear+zs" in list_methods() and "linear+zs" not in list_methods(ensembles=False)
+    assert {m for m in list_methods() if m.endswith("+zs")} == {
+        m + "+zs" for m in list_methods(ensembles=False) if METHODS[m].kind == "trained" and m != "tip_adapter_f"}
     assert np.allclose(ens.with_posthoc(ensemble=0.0).logits(x), linear.logits(x), atol=1e-5)
 
 

@@ -227,8 +227,9 @@ def get_method(name: str) -> Method:
     return METHODS[name]
 
 
-def list_methods() -> list[str]:
-    return sorted(METHODS)
+def list_methods(ensembles: bool = True) -> list[str]:
+    """Every method's name; ``ensembles=False`` leaves out the ``<method>+zs`` variants."""
+    return sorted(n for n, m in METHODS.items() if ensembles or m.of is None)
 
 
 def _check_params(method: Method, params: dict, allowed) -> None:

@@ -11,7 +11,9 @@ least 1: with N < batch the reference trains no step at all and keeps the adapte
 lt_bench takes one step of ``batch`` sampled images instead and logs that it does. An epoch's
 indices come from the sampler in one vectorised draw (the sampler object lives for the whole
 run), and a step is an ``index_select`` plus the head's matrix products. SGD with momentum and
-weight decay. Learning-rate schedules (``schedule``):
+weight decay (``optimizer``: or AdamW); ``drw`` sets the loss's class weights per epoch
+(LDAM-DRW). ``lws`` and ``tip_adapter_f`` start from the data (``stages.py``). Learning-rate
+schedules (``schedule``):
 
 - ``reference``: BALLAD's released code (train.py, lines 173-178 and 274):
   ``CosineAnnealingLR(T_max=epochs)`` stepped once per epoch *before* the epoch, so the rate is
