@@ -138,3 +138,37 @@ def test_bench_method_fit(benchmark, method_data_lt, name):
              "x_linear: wall time over the linear probe's, same run. val accuracy on synthetic features says "
              "nothing about the methods' merit on real ones.")
     assert np.isfinite(f.logits(val.features[:8])).all()
+
+
+def test_bench_tip_adapter_memory(benchmark):
+    """Tip-Adapter's logits over a cache of N keys: the (queries, keys) affinities are formed one
+    128 MB chunk at a time (``heads/tip.py``), so the extra memory is bounded by the chunk."""
+    from lt_bench.heads.tip import AFFINITY_BYTES, TipAdapter
+
+    q_n = 1000 if QUICK else 4000
+    rng = np.random.default_rng(0)
+    keys = rng.standard_normal((N, D), dtype=np.float32)
+    keys /= np.linalg.norm(keys, axis=1, keepdims=True)
+    text = rng.standard_normal((C, D), dtype=np.float32)
+    text /= np.linalg.norm(text, axis=1, keepdims=True)
+    tip = TipAdapter(text).fit(keys, np.sort(rng.integers(0, C, N)))
+    del keys
+    queries = rng.standard_normal((q_n, D), dtype=np.float32)
+    out = {}
+
+    def run():
+        base = psutil.Process().memory_info().rss
+        with PeakRSS() as mem:
+            t0 = time.perf_counter()
+            out["logits"] = tip.logits(queries)
+            out["seconds"] = time.perf_counter() - t0
+        out["extra_gb"] = (mem.peak - base) / 1e9
+
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    benchmark.extra_info.update(
+        table="Tip-Adapter: chunked affinities", row=f"{q_n:,} queries x {N:,} keys x {D}" + (" (quick)" if QUICK else ""),
+        seconds=round(out["seconds"], 2), extra_mem_gb=round(out["extra_gb"], 3),
+        unchunked_gb=round(q_n * N * 4 / 1e9, 3), chunk_gb=round(AFFINITY_BYTES / 1e9, 3),
+        note="extra_mem_gb: peak RSS during the call over the fitted model's; unchunked_gb: the (queries, keys) "
+             "float32 affinity matrix the formula implies, never formed.")
+    assert out["logits"].shape == (q_n, C)

@@ -100,7 +100,10 @@ def tip_logits(x: torch.Tensor, keys: torch.Tensor, key_labels: torch.Tensor, te
     parts = []
     for s in range(0, len(f), chunk):
         affinity = f[s:s + chunk] @ keys.t()
-        weights = torch.exp(-beta * (1.0 - affinity))
+        if torch.is_grad_enabled() and keys.requires_grad:
+            weights = torch.exp(-beta * (1.0 - affinity))
+        else:  # in place: one (chunk, K) block at a time, whatever the cache's size
+            weights = affinity.sub_(1.0).mul_(beta).exp_()
         parts.append(torch.zeros(len(weights), text.shape[0], dtype=weights.dtype, device=weights.device)
                      .index_add_(1, key_labels, weights))
     return zs + alpha * torch.cat(parts)
@@ -145,9 +148,9 @@ class TipAdapter:
         cache = {b: torch.zeros_like(zs) for b in betas}
         chunk = chunk_rows(len(self.keys))
         for s in range(0, len(x), chunk):
-            one_minus = 1.0 - x[s:s + chunk] @ self.keys.t()
+            shifted = (x[s:s + chunk] @ self.keys.t()).sub_(1.0)  # affinity - 1
             for b in betas:
-                cache[b][s:s + chunk].index_add_(1, self.key_labels, torch.exp(-b * one_minus))
+                cache[b][s:s + chunk].index_add_(1, self.key_labels, torch.mul(shifted, b).exp_())
         self._primed = (features, zs, cache)
 
     @torch.no_grad()
