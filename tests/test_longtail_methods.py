@@ -327,6 +327,9 @@ def test_cli_lws_on_a_given_base_and_ldam_drw(small):
     assert load_head(ldam)[1]["config"]["drw"] is True
     r = run_cli("adapt", cache, "--head", "linear", "--base", base, "--out", d / "x.pt")
     assert r.returncode == 1 and "--base is for --head lws" in r.stderr
+    adapter = _adapt(small, "clip_adapter_base", "clip_adapter")
+    r = run_cli("adapt", cache, "--head", "lws", "--base", adapter, "--out", d / "x.pt")
+    assert r.returncode == 1 and "lws scales a trained linear head" in r.stderr and not (d / "x.pt").exists()
 
 
 def test_cli_eval_posthoc_steps(small):
