@@ -13,7 +13,8 @@ Format (``result_record``; keys are stable, ``ltbench report`` reads them)::
      "per_class": [...], "train_counts": [...], "classnames": [...],
      "group_sizes": {...}, "num_images": N,
      "posthoc_tau": float,           # 0: no post-hoc logit adjustment
-     "cache": {FeatureCache.provenance()},
+     "cache": {FeatureCache.provenance()},  # incl. "fingerprint": the cache's content (absent in
+                                     # results written before fingerprints)
      "config": {...},                # the head's training config or the baseline's options
      "seed": int, "lt_bench_version": str,
      "environment": {...},           # provenance.environment(): versions, the device eval ran on
