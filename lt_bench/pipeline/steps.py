@@ -250,6 +250,7 @@ def run_adapt(cfg: AdaptConfig, *, cache=None, reuse: bool = False) -> AdaptResu
     if cache is None:
         with FeatureCache(cfg.features) as c:
             return run_adapt(cfg, cache=c, reuse=reuse)
+    check_step_memory(recipe, cache)
     with output_lock(cfg.out):
         if reuse and head_reusable(cfg.out, recipe, cache):
             log.info("%s holds this %s recipe on this cache; reusing it", cfg.out, cfg.head)
@@ -260,6 +261,20 @@ def run_adapt(cfg: AdaptConfig, *, cache=None, reuse: bool = False) -> AdaptResu
             save_head(cfg.out, result, cache.provenance())
     log.info("wrote %s (%s, final loss %.4f, %.1f s)", cfg.out, cfg.head, result.final_loss, result.seconds)
     return AdaptResult(Path(cfg.out), recipe, final_loss=result.final_loss, seconds=result.seconds)
+
+
+def check_step_memory(recipe, cache) -> None:
+    """Refuse a ``--batch-size`` whose step would not fit in memory, before training: per sampled
+    image, its float16 row and float32 copy, the head's activations and gradients (about 4
+    float32 vectors of the dimension and 3 of the classes) and the epoch's index arrays; at
+    most half the available memory (the cache's arrays and the rest of the process need theirs)."""
+    from ..resources import check_memory
+
+    per_image = 16 * cache.embed_dim + 12 * cache.num_classes + 40
+    check_memory(2 * recipe.batch_size * per_image, f"--batch-size {recipe.batch_size} (a step of "
+                 f"{recipe.batch_size} sampled images, dimension {cache.embed_dim}, {cache.num_classes} classes)",
+                 "give a smaller --batch-size (the train split has "
+                 f"{int(cache.train_counts.sum())} images)")
 
 
 # -- evaluation ----------------------------------------------------------------------------------

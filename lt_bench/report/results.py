@@ -201,6 +201,9 @@ def _metric(path: Path, metrics: dict, name: str) -> float | None:
 def load_result(path: str | os.PathLike) -> Result:
     """Read one result file; raise ``LTBenchError`` naming the file and what is missing."""
     path = Path(path)
+    if path.is_dir():
+        raise LTBenchError(f"{path} is a folder, not a result file: give the .json files in it "
+                           f"(e.g. {path}/*.json)")
     if not path.is_file():
         raise LTBenchError(f"result file {path} does not exist")
     try:
