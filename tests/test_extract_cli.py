@@ -235,6 +235,8 @@ def test_bad_images_stop_or_skip(tmp_path):
         assert views.offsets.tolist() == list(range(11))
         assert c.labels("train").tolist() == [i % 3 for i in range(12) if i not in (2, 5)]
         assert c.skipped_paths("test") == [] and len(c.labels("test")) == 4
+        # the shot groups come from what is cached: the two skipped images (class 2) are not counted
+        assert c.train_counts.tolist() == [4, 4, 2]
 
 
 def test_unknown_model(tmp_path):

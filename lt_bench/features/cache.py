@@ -252,11 +252,11 @@ class FeatureCache:
         """The dataset ``name`` (a path in the file), refused unless of ``kind`` and ``shape`` (None: any)."""
         where = f"{self.path}: /{name}"
         try:
-            obj = self._h5.get(name)
+            obj = self._h5[name]  # not .get(): it reports an object HDF5 cannot read as missing
         except _H5_FAILURES as e:
+            if isinstance(e, KeyError) and ("doesn't exist" in str(e) or "not found" in str(e)):
+                raise CacheError(f"{where} is missing: re-extract it with `ltbench extract`") from None
             raise CacheError(f"{where} is damaged ({_first_line(e)}): re-extract it with `ltbench extract`") from None
-        if obj is None:
-            raise CacheError(f"{where} is missing: re-extract it with `ltbench extract`")
         if not isinstance(obj, h5py.Dataset):
             raise CacheError(f"{where} is not a dataset: re-extract it with `ltbench extract`")
         dt = obj.dtype
