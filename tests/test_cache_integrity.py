@@ -96,8 +96,10 @@ def test_flipped_metadata_bytes_fail_in_one_line(folder, tmp_path):
         cache = tmp_path / f"m{i}.h5"
         cache.write_bytes(bytes(data))
         before = _snapshot(tmp_path)
-        line = _one_line(run_cli("eval", cache, "--baseline", "ncm"))
-        assert str(cache) in line and "damaged" in line and "re-extract" in line, line
+        for argv in (["eval", cache, "--baseline", "ncm"],
+                     ["adapt", cache, "--head", "linear", "--epochs", "1", "--out", tmp_path / "h.pt"]):
+            line = _one_line(run_cli(*argv))
+            assert str(cache) in line and "damaged" in line and "re-extract" in line, line
         assert _snapshot(tmp_path) == before
 
 

@@ -66,7 +66,8 @@ extraction's partial file (``partial.py``). ``FeatureCache`` is the one reader e
 the one place a cache is validated; every failure is a one-line ``CacheError`` naming the file,
 the thing and what to do:
 
-- on open: ``format``, an integer ``format_version`` it reads, every required attribute
+- on open: every object's header readable (HDF5 checks its checksum), ``format``, an integer
+  ``format_version`` it reads, every required attribute
   (``num_classes`` and ``embed_dim`` positive integers, ``config`` a JSON object), and
   ``/classes/names``, ``/classes/train_counts`` (integers >= 0), ``/text/classifier``,
   ``/text/features`` (and ``/text/templates`` when there) present with the dtype and shape above;
@@ -121,32 +122,49 @@ def _is_int(v) -> bool:
 
 
 _FINITE_CHUNK = 1 << 20  # elements per np.isfinite pass: the bool temporary stays in cache
+# |value| bound of an L2-normalised feature (every coordinate of a unit vector is within [-1, 1];
+# float16 rounding adds less than 0.001): a value beyond it is damage, as NaN or inf are.
+UNIT_BOUND = 1.01
 
 
-def _all_finite(x: np.ndarray) -> bool:
-    """Whether every element of ``x`` is finite: one vectorised pass, in chunks of rows."""
+def _ok(chunk: np.ndarray, bound: float | None) -> bool:
+    """All finite (and within ``[-bound, bound]`` when given: min and max propagate NaN)."""
+    if bound is None:
+        return bool(np.isfinite(chunk).all())
+    return bool(chunk.max() <= bound) and bool(chunk.min() >= -bound)
+
+
+def _all_finite(x: np.ndarray, bound: float | None = None) -> bool:
+    """Whether every element of ``x`` is finite (and within ``bound``): one vectorised pass, in
+    chunks of rows."""
     flat = x.reshape(len(x), -1) if x.ndim > 1 else x.reshape(-1, 1)
     step = max(1, _FINITE_CHUNK // max(1, flat.shape[1]))
-    return all(np.isfinite(flat[s:s + step]).all() for s in range(0, len(flat), step))
+    return all(_ok(flat[s:s + step], bound) for s in range(0, len(flat), step))
 
 
-def _float32_finite(x16: np.ndarray) -> tuple[np.ndarray, bool]:
-    """``x16.astype(float32)`` and whether it is all finite, in one pass of cache-sized chunks
-    (the check reads each chunk while it is hot: ~4 % over the bare cast)."""
+def _float32_finite(x16: np.ndarray, bound: float | None = None) -> tuple[np.ndarray, bool]:
+    """``x16.astype(float32)`` and whether it is all finite (and within ``bound``), in one pass
+    of cache-sized chunks (the check reads each chunk while it is hot: ~4 % over the bare cast)."""
     out = np.empty(x16.shape, dtype=np.float32)
     step = max(1, (_FINITE_CHUNK // 4) // max(1, int(np.prod(x16.shape[1:]))))
     finite = True
     for s in range(0, len(x16), step):
         o = out[s:s + step]
         np.copyto(o, x16[s:s + step])
-        finite &= bool(np.isfinite(o).all())
+        finite &= _ok(o, bound)
     return out, finite
 
 
-def _bad_rows(x: np.ndarray) -> int:
-    """Rows of ``x`` (first axis) holding any NaN or inf; only called once ``_all_finite`` failed."""
+def _bad_rows(x: np.ndarray, bound: float | None = None) -> int:
+    """Rows of ``x`` (first axis) holding any NaN or inf (or a value beyond ``bound``); only
+    called once ``_all_finite`` failed."""
     flat = x.reshape(len(x), -1)
-    return int(sum((~np.isfinite(flat[s:s + 65536])).any(axis=1).sum() for s in range(0, len(flat), 65536)))
+    bad = 0
+    for s in range(0, len(flat), 65536):
+        c = flat[s:s + 65536]
+        wrong = ~np.isfinite(c) if bound is None else ~(np.abs(c.astype(np.float32)) <= bound)
+        bad += int(wrong.any(axis=1).sum())
+    return bad
 
 
 def _strings(values) -> list[str]:
@@ -192,6 +210,20 @@ class FeatureCache:
         except BaseException:
             self._h5.close()
             raise
+
+    def _open_every_object(self) -> None:
+        """Open each split's group and datasets once: HDF5 verifies an object's header checksum
+        when it opens it, so a damaged one is found now, whichever split a command reads."""
+        for split in SPLITS:
+            try:
+                if split not in self._h5:
+                    continue
+                g = self._h5[split]
+                for name in g:
+                    g[name]
+            except _H5_FAILURES as e:
+                raise CacheError(f"{self.path}: /{split} is damaged ({_first_line(e)}): "
+                                 "re-extract it with `ltbench extract`") from None
 
     def _read(self, name: str, sel=()) -> np.ndarray:
         """``/name[sel]``; a failed read (HDF5's checksum, a damaged chunk) as one line naming it."""
@@ -242,6 +274,7 @@ class FeatureCache:
         tf = self._dataset("text/features", "float32", (None, c, d))
         if "text/templates" in self._h5:  # in every cache lt_bench writes; checked when there
             self._dataset("text/templates", "string", (tf.shape[0],))
+        self._open_every_object()
         self.classnames = _strings(self._read(names.name))
         self.train_counts = self._read(counts.name).astype(np.int64)
         if (self.train_counts < 0).any():
@@ -356,13 +389,20 @@ class FeatureCache:
                              f"extract images into it (or use another split)")
         return g
 
+    @property
+    def _bound(self) -> float | None:
+        """The |value| bound of this cache's image features: ``UNIT_BOUND`` when normalised."""
+        return UNIT_BOUND if self.attrs["normalized"] else None
+
     def _check_finite(self, x: np.ndarray, split: str, what: str = "features", finite: bool | None = None
                       ) -> np.ndarray:
-        """Refuse NaN or inf anywhere in ``x`` (as read: one vectorised pass, chunked, unless the
-        caller already made it: ``finite``); return ``x``."""
-        if not (_all_finite(x) if finite is None else finite):
-            raise CacheError(f"split {split!r} of {self.path} has {_bad_rows(x)} rows with NaN or inf {what}: "
-                             "re-extract it")
+        """Refuse NaN or inf anywhere in ``x``, or in a normalised cache a value beyond
+        ``UNIT_BOUND`` (as read: one vectorised pass, chunked, unless the caller already made
+        it: ``finite``); return ``x``."""
+        if not (_all_finite(x, self._bound) if finite is None else finite):
+            beyond = " or values outside [-1, 1] (the features are L2-normalised)" if self._bound else ""
+            raise CacheError(f"split {split!r} of {self.path} has {_bad_rows(x, self._bound)} rows with NaN or "
+                             f"inf{beyond} in its {what}: re-extract it")
         return x
 
     def __len__(self) -> int:  # pragma: no cover - convenience
@@ -371,7 +411,7 @@ class FeatureCache:
     def features(self, split: str) -> np.ndarray:
         """(N, D) float32 center-view features, refused when empty or not all finite."""
         self._rows(split)
-        x, finite = _float32_finite(self._read(f"{split}/features"))
+        x, finite = _float32_finite(self._read(f"{split}/features"), self._bound)
         return self._check_finite(x, split, finite=finite)
 
     def features_raw(self, split: str) -> h5py.Dataset:

@@ -192,7 +192,9 @@ def extract_features(out: str | Path, dataset: LTDataset, bundle, opts: ExtractO
     if unknown or not opts.splits:
         raise LTBenchError(f"--splits takes train, val and/or test, comma-separated; got {','.join(opts.splits)!r}")
     for s in opts.splits:
-        dataset.split(s)
+        if len(dataset.split(s)) == 0:  # an empty split file: a cache of it would train or score nothing
+            raise LTBenchError(f"split {s!r} of dataset {dataset.name} has no images (is its split file empty?): "
+                               f"nothing to extract; list its images, or leave {s} out of --splits")
     config = dict(config or {k: v for k, v in asdict(opts).items() if k not in ("overwrite", "progress")})
     config.pop("overwrite", None)
     config["identity"] = identity(dataset, bundle.info, opts)
