@@ -218,3 +218,30 @@ def test_too_little_disk_is_refused_before_any_work(tmp_path, monkeypatch):
     line = _one_line(run_cli(*extract_args(out, max_per_class=SMALL_MAX_PER_CLASS)))
     assert re.search(r"needs about [\d.]+ MB of disk, but \S+ has 100\.0 kB free", line), line
     assert list(tmp_path.iterdir()) == []  # no partial, no lock file left
+
+
+@pytest.mark.parametrize("command", ["adapt", "eval", "report"])
+def test_a_full_disk_at_a_write_keeps_the_previous_output(folder, tmp_path, monkeypatch, command):
+    """adapt, eval and report write through ``io.atomic_path``: a disk that fills up at the write
+    (injected) stops the command in one line saying what is free where, and the output of the
+    previous run stays as it was, with no temporary left."""
+    from lt_bench import io
+
+    cache = folder / "f.h5"
+    out = {"adapt": tmp_path / "h.pt", "eval": tmp_path / "r.json", "report": tmp_path / "t.md"}[command]
+    argv = {"adapt": ["adapt", cache, "--head", "linear", "--epochs", "1", "--out", out],
+            "eval": ["eval", cache, "--baseline", "ncm", "--json", out],
+            "report": ["report", tmp_path / "r0.json", "-f", "md", "--out", out]}[command]
+    assert run_cli("eval", cache, "--baseline", "zeroshot", "--json", tmp_path / "r0.json").returncode == 0
+    assert run_cli(*argv).returncode == 0
+    before = _snapshot(tmp_path)
+    real = io.publish
+
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+
+    monkeypatch.setattr(io, "publish", full)
+    line = _one_line(run_cli(*argv))
+    assert f"No space left on device: {out}" in line and "free on" in line and "unchanged" in line, line
+    monkeypatch.setattr(io, "publish", real)
+    assert _snapshot(tmp_path) == before
