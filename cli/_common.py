@@ -68,8 +68,9 @@ def resolve_options(ctx: typer.Context, config: Path | None) -> dict[str, Any]:
             if isinstance(value, bool) != flag:  # click would take true as 1 and 0 as false
                 if flag:
                     raise LTBenchError(f"{config}: key {key!r} takes true or false, not {value!r}")
-                raise LTBenchError(f"{config}: key {key!r} is {str(value).lower()}, a boolean, but "
-                                   f"--{name.replace('_', '-')} is not a true/false option: give it a value of its type")
+                flag_name = "--" + name.replace("_", "-")
+                raise LTBenchError(f"{config}: key {key!r} is {str(value).lower()}, a boolean, but {flag_name} "
+                                   "is not a true/false option: give it a value of its type")
             try:
                 params[name] = _cast(param, ctx, value)
             except _BAD_PARAMETER as e:

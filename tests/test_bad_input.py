@@ -90,7 +90,8 @@ CASES = {
     "head with an unknown config key": (["eval", "{d}/f.h5", "--head", "{d}/badkey.pt"], 1, "bogus"),
     "head whose dim disagrees with its weights": (["eval", "{d}/f.h5", "--head", "{d}/baddim.pt"], 1, "dim"),
     "empty train split file": (["extract", "--dataset", "folder", "--root", "{d}/empty", "--model", "ltb-tiny-vit",
-                                "--pretrained", "none", "--device", "cpu", "--splits", "train,test", "--out", "{d}/e.h5"], 1,
+                                "--pretrained", "none", "--device", "cpu", "--splits", "train,test",
+                                "--out", "{d}/e.h5"], 1,
                                "split 'train' of dataset folder has no images"),
     # messages that mislead (issue 15, item 5)
     "pretrained not a checkpoint": (["extract", *SYNTH[:4], "--pretrained", "{d}/random.bin", "--device", "cpu",

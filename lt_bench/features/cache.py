@@ -3,7 +3,8 @@
 ```
 /                      attrs: format, format_version, model, pretrained, checkpoint_sha256,
                        dataset, num_classes, embed_dim, normalized, lt_bench_version,
-                       created, config (JSON); optional: environment (JSON)
+                       created, config (JSON); optional: environment (JSON),
+                       checksums ("fletcher32") and fingerprint (sha256 hex), together
 /classes/names         (C,)      utf-8        /classes/train_counts (C,) int64
 /text/templates        (T,)      utf-8        /text/features (T, C, D) float32
 /text/classifier       (C, D)    float32 normalised mean over templates
@@ -32,14 +33,15 @@ reading; ``n_done`` stays the number of rows written) and the root attribute ``e
 (``provenance.environment()`` as JSON: the lt_bench, torch, open_clip, faiss, h5py and python
 versions, the platform and the device the file was created on; a resumed or extended file
 keeps its first run's, as it keeps ``created``; ``FeatureCache.environment`` is None for a
-cache without it). While a split is incomplete its row datasets may be longer than
-``n_done`` (allocated at the split's size, filled in order; ``aug_offsets[n_done]`` augmented
-rows are written); a complete split has exactly ``n_done`` rows, ``n_done + 1`` offsets and
-``aug_offsets[n_done]`` augmented rows. The extraction's partial file (``OUT.partial``) holds its row datasets contiguous (unchunked:
-rows go in place, so a killed run resumes at ``n_done``).
+cache without it). A complete split of a cache has exactly ``n_done`` rows, ``n_done + 1``
+offsets and ``aug_offsets[n_done]`` augmented rows. The extraction's partial file
+(``OUT.partial``) has the same layout, but its row datasets are contiguous (unchunked: rows go
+in place, so a killed run resumes at ``n_done``) and allocated at the split's size, filled in
+order, so they may be longer than ``n_done`` (``aug_offsets[n_done]`` augmented rows written),
+also once the split is complete: the copy into the cache takes the first ``n_done``.
 
-Integrity (additive in version 2, since lt_bench 0.1.0's checksummed caches): a cache written
-now has the root attributes ``checksums = "fletcher32"`` and ``fingerprint``. Every numeric
+Integrity (additive in version 2: readers that ignore it lose nothing): a cache written now has
+the root attributes ``checksums = "fletcher32"`` and ``fingerprint``. Every numeric
 dataset is chunked (about 4 MiB a chunk) with HDF5's Fletcher32 filter, and the file uses
 HDF5's v110+ object formats (``libver=("v110", "latest")``), whose metadata (superblock, object
 headers, chunk indexes) carry checksums: a flipped byte in a feature, label or offset chunk, or
@@ -62,20 +64,22 @@ same fingerprint whether or not it was stored. Adding a split changes it.
 
 Writers: ``writing.py`` (``root_attrs``, ``write_header``, ``write_cache``, and
 ``publish_checksummed``, the chunked copy of a finished partial into the cache) and the
-extraction's partial file (``partial.py``). ``FeatureCache`` is the one reader every later command uses, and
-the one place a cache is validated; every failure is a one-line ``CacheError`` naming the file,
-the thing and what to do:
+extraction's partial file (``partial.py``). ``FeatureCache`` is the one reader every later
+command uses, and the one place a cache is validated; every failure is a one-line
+``CacheError`` naming the file, the thing and what to do:
 
-- on open: every object's header readable (HDF5 checks its checksum), ``format``, an integer
-  ``format_version`` it reads, every required attribute
+- on open: every object's header readable (HDF5 checks its checksum), ``format``, an
+  integer ``format_version`` it reads, every required attribute
   (``num_classes`` and ``embed_dim`` positive integers, ``config`` a JSON object), and
   ``/classes/names``, ``/classes/train_counts`` (integers >= 0), ``/text/classifier``,
   ``/text/features`` (and ``/text/templates`` when there) present with the dtype and shape above;
 - on a split's first use: complete, and each of its datasets present with its dtype and shape
   (version 2 ``aug_offsets`` rising from 0 to M; version 1 ``aug_features`` (N, V, D));
-- on each read: HDF5's checksums (a damaged chunk or object: "... is damaged"); labels within 0..C-1; features (center and augmented, and the text side) all
-  finite, checked on the array as read in one vectorised pass (the refusal names the split and
-  the number of bad rows); a split with 0 rows refused where its features are read.
+- on each read: HDF5's checksums (a damaged chunk or object: "... is damaged"); labels
+  within 0..C-1; features (center and augmented, and the text side) all finite, and in a
+  ``normalized`` cache image features within [-1, 1] (``UNIT_BOUND``: every coordinate of a
+  unit vector is), checked on the array as read in one vectorised pass (the refusal names the
+  split and the number of bad rows); a split with 0 rows refused where its features are read.
 """
 
 from __future__ import annotations

@@ -289,5 +289,6 @@ def prepare(out: Path, dataset: LTDataset, bundle, opts: ExtractOptions, config:
                 for s in present}
     # finish every split the partial holds, plus the requested ones, in the canonical order
     todo = [s for s in ("train", "val", "test") if s in opts.splits or (s in done and not done[s][1])]
-    return {"status": "run", "todo": todo, "disk_needed": needed, "start": {s: done.get(s, (0, False))[0] for s in todo},
+    return {"status": "run", "todo": todo, "disk_needed": needed,
+            "start": {s: done.get(s, (0, False))[0] for s in todo},
             "complete": {s: done.get(s, (0, False))[1] for s in todo}}

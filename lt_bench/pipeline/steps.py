@@ -305,7 +305,8 @@ def result_reusable(path: str | Path, cfg: EvalConfig, cache) -> bool:
             config = baseline_options(cfg.baseline, k=cfg.k)
         return (rec.get("config") == config and rec.get("split") == cfg.split
                 and rec.get("posthoc_tau") == float(cfg.posthoc_tau) and rec.get("label") == cfg.label
-                and all(rec.get("cache", {}).get(k) == prov[k] for k in ("created", "classnames_hash", "dataset", "fingerprint"))
+                and all(rec.get("cache", {}).get(k) == prov[k]
+                        for k in ("created", "classnames_hash", "dataset", "fingerprint"))
                 and (cfg.head is not None or rec.get("seed") == cfg.seed))
     except (OSError, ValueError, LTBenchError):
         return False
