@@ -90,7 +90,8 @@ def test_bench_extract(benchmark, tmp_path, workers):
 def read_files(tmp_path_factory):
     d = tmp_path_factory.mktemp("read")
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((N_READ, D_READ), dtype=np.float32).astype(np.float16)
+    x = rng.standard_normal((N_READ, D_READ), dtype=np.float32)
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float16)  # unit rows, as extract writes
     attrs = root_attrs(model="m", pretrained="none", checkpoint_sha256="", dataset="d", num_classes=2,
                        embed_dim=D_READ, config={})
     caches = {}
