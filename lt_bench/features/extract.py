@@ -242,9 +242,9 @@ def check_batch_memory(dataset: LTDataset, image_size: int, opts: ExtractOptions
         split = dataset.split("train")
         counts = views_per_image(split.labels, dataset.num_classes, views=opts.views, view_budget=opts.view_budget)
         most = int(counts.max()) if len(counts) else 0
-    images = opts.batch_size + (max(4 * opts.batch_size, most) if most else 0)
-    check_memory(2 * images * 3 * image_size * image_size * 4,
-                 f"a batch of {opts.batch_size} images" + (f" with up to {most} augmented views each" if most else ""),
+    views = max(4 * opts.batch_size, most) if most else 0
+    check_memory(2 * (opts.batch_size + views) * 3 * image_size * image_size * 4,
+                 f"a batch of {opts.batch_size} images" + (f" and up to {views} augmented views" if views else ""),
                  "lower --views / --view-budget or --batch-size")
 
 
