@@ -79,14 +79,22 @@ class SplitWriter:
         self.has_views = bool(counts.any())
         if name not in f:
             g = f.create_group(name)
-            # contiguous (no chunks): whole-array reads are as fast as a raw file read
-            g.create_dataset("features", shape=(n_total, dim), dtype=np.float16)
+            # contiguous (no chunks): rows go in place, and a resumed run writes where the killed
+            # one stopped; allocated now (the file's end moves only here, never at a row's write,
+            # so a write the disk refuses leaves the file's structure as it was), never filled
+            # (a sparse file: the blocks are taken as rows are written)
+            space = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+            space.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+            space.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+            g.create_dataset("features", shape=(n_total, dim), dtype=np.float16, dcpl=space)
             if self.has_views:  # sized up front: every image's view count is known
-                g.create_dataset("aug_features", shape=(int(counts.sum()), dim), dtype=np.float16)
-                g.create_dataset("aug_offsets", shape=(n_total + 1,), dtype=np.int64)
+                g.create_dataset("aug_features", shape=(int(counts.sum()), dim), dtype=np.float16, dcpl=space)
+                g.create_dataset("aug_offsets", shape=(n_total + 1,), dtype=np.int64, dcpl=space)
                 g["aug_offsets"][0] = 0
-            g.create_dataset("labels", shape=(n_total,), dtype=np.int64)
-            g.create_dataset("paths", shape=(n_total,), dtype=STR)
+            g.create_dataset("labels", shape=(n_total,), dtype=np.int64, dcpl=space)
+            refs = h5py.h5p.create(h5py.h5p.DATASET_CREATE)  # HDF5 fills a string dataset (heap references)
+            refs.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+            g.create_dataset("paths", shape=(n_total,), dtype=STR, dcpl=refs)
             g.attrs["n_done"] = 0
             g.attrs["n_seen"] = 0
             g.attrs["complete"] = False
