@@ -18,8 +18,8 @@ How the file is written (and why):
   ``--views K`` flat, or ``--view-budget M`` by expected Phase B draws, from the split's labels).
 - Per split, ``features`` (N, D) float16, ``labels`` and ``paths``, and for train with views
   ``aug_features`` (sum of the view counts, D) float16 and ``aug_offsets`` (N + 1,) int64
-  are created at their full size as *contiguous* datasets (the fastest layout to read back
-  whole, see benchmarks/test_bench_extract.py) and filled in order, one round of batches at a
+  are created in the partial at their full size as *contiguous* datasets (allocated at once,
+  written in place: ``partial.SplitWriter``) and filled in order, one round of batches at a
   time: a round's augmented rows go to ``aug_offsets[n_done]`` onwards and the offsets of its
   images after them. After each round the rows are flushed (``f.flush()``) and only then the
   split's attributes advance: ``n_done`` (rows written) and ``n_seen`` (images processed,
