@@ -184,14 +184,14 @@ def split_bytes(n: int, views: int, dim: int) -> int:
     return (n + views) * dim * 2 + n * ROW_BYTES
 
 
-def disk_needed(out: Path, dataset: LTDataset, opts: ExtractOptions, dim: int, progress: dict[str, int],
+def disk_needed(splits: list[str], dataset: LTDataset, opts: ExtractOptions, dim: int, progress: dict[str, int],
                 existing: int = 0) -> int:
-    """Disk an extraction still needs: the rows still to write into ``OUT.partial`` (``progress``:
-    images already processed per split), plus the checksummed copy of the whole cache that
-    replaces it at the end (``existing``: bytes of complete splits carried over from OUT, which
-    the partial holds a copy of too)."""
+    """Disk an extraction of ``splits`` still needs: the rows still to write into ``OUT.partial``
+    (``progress``: images already processed per split), plus the checksummed copy of the whole
+    cache that replaces it at the end (``existing``: bytes of the complete splits carried over
+    from OUT, which the partial holds a copy of too)."""
     left = total = HEADER_BYTES + existing
-    for s in opts.splits:
+    for s in splits:
         split = dataset.split(s)
         n = len(split)
         views = views_per_image(split.labels, dataset.num_classes, views=opts.views,
@@ -276,7 +276,8 @@ def prepare(out: Path, dataset: LTDataset, bundle, opts: ExtractOptions, config:
         with h5py.File(part, "r") as f:
             progress = {s: int(f[s].attrs.get("n_seen", f[s].attrs.get("n_done", 0))) for s in SPLITS if s in f}
     existing = 2 * out.stat().st_size if action == "extend" else 0  # copied into the partial, then into OUT
-    needed = disk_needed(out, dataset, opts, info.embed_dim, progress, existing)
+    needed = disk_needed([s for s in opts.splits if s not in have], dataset, opts, info.embed_dim, progress,
+                         existing)
     check_disk(needed, out, f"extracting {', '.join(opts.splits)} into {out} (the partial file, then its "
                             "checksummed copy)")
     if resume:
