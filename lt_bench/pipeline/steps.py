@@ -250,7 +250,7 @@ def run_adapt(cfg: AdaptConfig, *, cache=None, reuse: bool = False) -> AdaptResu
     if cache is None:
         with FeatureCache(cfg.features) as c:
             return run_adapt(cfg, cache=c, reuse=reuse)
-    check_step_memory(recipe, cache)
+    check_step_size(recipe, cache)
     with output_lock(cfg.out):
         if reuse and head_reusable(cfg.out, recipe, cache):
             log.info("%s holds this %s recipe on this cache; reusing it", cfg.out, cfg.head)
@@ -263,18 +263,28 @@ def run_adapt(cfg: AdaptConfig, *, cache=None, reuse: bool = False) -> AdaptResu
     return AdaptResult(Path(cfg.out), recipe, final_loss=result.final_loss, seconds=result.seconds)
 
 
-def check_step_memory(recipe, cache) -> None:
-    """Refuse a ``--batch-size`` whose step would not fit in memory, before training: per sampled
-    image, its float16 row and float32 copy, the head's activations and gradients (about 4
-    float32 vectors of the dimension and 3 of the classes) and the epoch's index arrays; at
-    most half the available memory (the cache's arrays and the rest of the process need theirs)."""
+# A step may sample more images than the train split holds (one step of ``batch`` per epoch,
+# ``heads.train``); beyond this many times the split, a step only repeats each image more.
+MAX_BATCH_PER_IMAGE = 64
+
+
+def check_step_size(recipe, cache) -> None:
+    """Refuse a ``--batch-size`` beyond ``MAX_BATCH_PER_IMAGE`` x the train split, or whose step
+    would not fit in memory, before training. Memory per sampled image: its float16 row and
+    float32 copy, the head's activations and gradients (about 4 float32 vectors of the dimension
+    and 3 of the classes) and the epoch's index arrays; at most half the available memory (the
+    cache's arrays and the rest of the process need theirs)."""
     from ..resources import check_memory
 
+    b, n = recipe.batch_size, int(cache.train_counts.sum())
+    if b > MAX_BATCH_PER_IMAGE * max(n, 1):
+        raise LTBenchError(f"--batch-size {b} is more than {MAX_BATCH_PER_IMAGE} x the {n} train images of "
+                           f"{cache.path}: a step would draw each image about {b // max(n, 1)} times; give at most "
+                           f"{MAX_BATCH_PER_IMAGE * max(n, 1)}")
     per_image = 16 * cache.embed_dim + 12 * cache.num_classes + 40
-    check_memory(2 * recipe.batch_size * per_image, f"--batch-size {recipe.batch_size} (a step of "
-                 f"{recipe.batch_size} sampled images, dimension {cache.embed_dim}, {cache.num_classes} classes)",
-                 "give a smaller --batch-size (the train split has "
-                 f"{int(cache.train_counts.sum())} images)")
+    check_memory(2 * b * per_image, f"--batch-size {b} (a step of {b} sampled images, dimension "
+                 f"{cache.embed_dim}, {cache.num_classes} classes)", f"give a smaller --batch-size (the train "
+                 f"split has {n} images)")
 
 
 # -- evaluation ----------------------------------------------------------------------------------
