@@ -64,6 +64,13 @@ def resolve_options(ctx: typer.Context, config: Path | None) -> dict[str, Any]:
             param = by_name[name]
             if isinstance(value, list) and not getattr(param, "multiple", False) and getattr(param, "nargs", 1) == 1:
                 value = ",".join(map(str, value))  # e.g. splits = ["train", "test"], as recipes write it
+            flag = bool(getattr(param, "is_bool_flag", False))
+            if isinstance(value, bool) != flag:  # click would take true as 1 and 0 as false
+                if flag:
+                    raise LTBenchError(f"{config}: key {key!r} takes true or false, not {value!r}")
+                flag_name = "--" + name.replace("_", "-")
+                raise LTBenchError(f"{config}: key {key!r} is {str(value).lower()}, a boolean, but {flag_name} "
+                                   "is not a true/false option: give it a value of its type")
             try:
                 params[name] = _cast(param, ctx, value)
             except _BAD_PARAMETER as e:

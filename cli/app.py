@@ -9,6 +9,7 @@ import typer
 
 from lt_bench.errors import LTBenchError
 from lt_bench.log import setup_logging
+from lt_bench.resources import free_disk, human, is_disk_full
 
 from ._common import ABORTS, CLICK_EXCEPTIONS, USAGE_ERRORS
 from .commands import adapt, datasets, demo, eval as eval_cmd, extract, finetune, report, reproduce
@@ -67,6 +68,10 @@ def _one_line(e: Exception) -> str:
     """What went wrong, in one line: the path for an OS error, else the type and the message."""
     if isinstance(e, OSError) and e.strerror:
         where = f": {e.filename}" if e.filename else ""
+        if is_disk_full(e):  # what is free, and where; the output written before is kept (atomic writes)
+            free, folder = free_disk(e.filename or ".")
+            return (f"{e.strerror}{where} ({human(free)} free on {folder}): free some space and rerun the same "
+                    "command; what was there before is unchanged")
         return f"{e.strerror}{where} (check the path, its permissions and the free disk space)"
     if isinstance(e, UnicodeDecodeError):
         return f"a file is not UTF-8 text ({e.reason} at byte {e.start}): check the file given"

@@ -169,7 +169,12 @@ def check_output(path: str | os.PathLike | None, *, inputs=(), flag: str = "--ou
     if not existing.is_dir():
         raise LTBenchError(f"{flag} {p}: {existing} is a file, so the folder {parent} cannot be made")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise LTBenchError(f"{flag} {p}: the folder {existing} is not writable")
+        raise LTBenchError(f"{flag} {p}: cannot write in the folder {existing} (no write permission)")
+    try:  # what access() cannot tell (root, read-only or special file systems): write a file there
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as e:
+        raise LTBenchError(f"{flag} {p}: cannot write in the folder {existing} ({e.strerror or e})") from None
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -39,6 +39,15 @@ def _set(name, index, value):
     return f
 
 
+def _set_values(name, count, value):
+    """The first ``count`` values of ``name`` (row-major) set to ``value``."""
+    def f(h):
+        a = h[name][()]
+        a.reshape(-1)[:count] = value
+        h[name][...] = a
+    return f
+
+
 def _empty_test(h):
     del h["test"]
     g = h.create_group("test")
@@ -78,6 +87,15 @@ CASES = {
     "NaN train rows for a trained head": (_set("train/features", (slice(0, 3), 1), np.nan), ADAPT,
                                           ["split 'train'", "3 rows with NaN or inf"]),
     "test split of 0 rows": (_empty_test, ZEROSHOT, ["split 'test'", "0 rows"]),
+    # 200 train values (25 rows of 8) flipped, as issue 11 found them trained and evaluated on
+    "200 train values inf, adapt": (_set_values("train/features", 200, np.inf), ADAPT,
+                                    ["split 'train'", "25 rows with NaN or inf"]),
+    "200 train values NaN, ncm": (_set_values("train/features", 200, np.nan), NCM,
+                                  ["split 'train'", "25 rows with NaN or inf"]),
+    "200 train values huge, adapt": (_set_values("train/features", 200, 6e4), ADAPT,
+                                     ["split 'train'", "25 rows with NaN or inf or values outside [-1, 1]"]),
+    "200 train values huge, ncm": (_set_values("train/features", 200, 6e4), NCM,
+                                   ["split 'train'", "25 rows", "outside [-1, 1]"]),
     "wrong dtype of test features": (_float32_test_features, ZEROSHOT,
                                      ["/test/features", "dtype float32", "float16"]),
     "negative train count": (_set("classes/train_counts", 0, -5), ZEROSHOT, ["/classes/train_counts", "negative"]),

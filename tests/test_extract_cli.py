@@ -69,6 +69,7 @@ def test_cache_schema(small_reference):
         assert a["model"] == "ltb-tiny-vit" and a["pretrained"] == "none" and a["checkpoint_sha256"] == ""
         assert a["dataset"] == "synthetic" and int(a["num_classes"]) == 10 and int(a["embed_dim"]) == 64
         assert bool(a["normalized"]) and a["lt_bench_version"] and "T" in a["created"]
+        assert a["checksums"] == "fletcher32" and len(a["fingerprint"]) == 64
         config = json.loads(a["config"])
         assert config["option"] == {"max_per_class": mpc, "val_per_class": 3, "test_per_class": 6}
         assert config["identity"]["dataset_options"]["max_per_class"] == mpc
@@ -92,7 +93,7 @@ def test_cache_schema(small_reference):
             g, split = f[s], ds.split(s)
             n = len(split)
             assert g["features"].shape == (n, d) and g["features"].dtype == np.float16
-            assert g["features"].chunks is None  # contiguous: fast whole reads
+            assert g["features"].chunks and g["features"].fletcher32  # checksummed by HDF5
             np.testing.assert_allclose(np.linalg.norm(g["features"][()].astype(np.float32), axis=-1), 1, atol=2e-3)
             assert g["labels"].dtype == np.int64 and g["labels"][()].tolist() == split.labels.tolist()
             assert [p.decode() for p in g["paths"][()]] == split.ids
@@ -103,7 +104,7 @@ def test_cache_schema(small_reference):
                 counts = views_per_image(split.labels, c, view_budget=VIEW_BUDGET)
                 assert 1 <= counts.min() and counts.max() == VIEW_BUDGET  # (ragged on the bigger set: slow tier)
                 assert off.dtype == np.int64 and off.tolist() == [0] + np.cumsum(counts).tolist()
-                assert aug.shape == (counts.sum(), d) and aug.dtype == np.float16 and aug.chunks is None
+                assert aug.shape == (counts.sum(), d) and aug.dtype == np.float16 and aug.fletcher32
                 rows = aug[()].astype(np.float32)
                 np.testing.assert_allclose(np.linalg.norm(rows, axis=-1), 1, atol=2e-3)
                 assert not np.array_equal(rows[off[:-1]], rows[off[:-1] + 1])  # views 0 and 1 differ
@@ -235,6 +236,8 @@ def test_bad_images_stop_or_skip(tmp_path):
         assert views.offsets.tolist() == list(range(11))
         assert c.labels("train").tolist() == [i % 3 for i in range(12) if i not in (2, 5)]
         assert c.skipped_paths("test") == [] and len(c.labels("test")) == 4
+        # the shot groups come from what is cached: the two skipped images (class 2) are not counted
+        assert c.train_counts.tolist() == [4, 4, 2]
 
 
 def test_unknown_model(tmp_path):

@@ -80,7 +80,7 @@ def test_plan_batches():
 
 def _attrs(n_classes=2, dim=4):
     return root_attrs(model="m", pretrained="none", checkpoint_sha256="", dataset="d", num_classes=n_classes,
-                      embed_dim=dim, config={})
+                      embed_dim=dim, config={}, normalized=False)  # arbitrary rows, not unit vectors
 
 
 def _to_v1(path):

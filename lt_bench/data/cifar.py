@@ -27,7 +27,8 @@ def _find_dir(root) -> Path:
                            "(the extracted CIFAR-100 python archive) or its train, test, meta files")
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise LTBenchError(f"cifar100_lt: {root} does not exist: pass --root DIR, the folder "
+        state = "is a file, not a folder" if root.exists() else "does not exist"
+        raise LTBenchError(f"cifar100_lt: {root} {state}: pass --root DIR, the folder "
                            "holding cifar-100-python/ or its train, test, meta files")
     for d in (root / "cifar-100-python", root):
         if all((d / f).is_file() for f in _FILES):

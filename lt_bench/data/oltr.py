@@ -26,10 +26,12 @@ def resolve_dirs(name: str, root, splits_dir, what: str) -> tuple[Path, Path]:
         raise LTBenchError(f"{name} needs --root DIR: the folder {what}")
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise LTBenchError(f"{name}: image root {root} does not exist: pass --root DIR, the folder {what}")
+        state = "is a file, not a folder" if root.exists() else "does not exist"
+        raise LTBenchError(f"{name}: image root {root} {state}: pass --root DIR, the folder {what}")
     splits = root if splits_dir is None else Path(splits_dir).expanduser()
     if not splits.is_dir():
-        raise LTBenchError(f"{name}: split-file folder {splits} does not exist: pass --splits-dir DIR")
+        state = "is a file, not a folder" if splits.exists() else "does not exist"
+        raise LTBenchError(f"{name}: split-file folder {splits} {state}: pass --splits-dir DIR")
     return root, splits
 
 

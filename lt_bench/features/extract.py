@@ -5,15 +5,21 @@ the requested splits and writes what ``FeatureCache`` reads.
 
 How the file is written (and why):
 
-- Everything goes into ``OUT.partial`` (``cache.partial_path``); ``os.replace`` moves it onto
-  ``OUT`` only when every requested split is complete, so a failed or killed run never damages
-  an existing good output.
+- Everything goes into ``OUT.partial`` (``cache.partial_path``); only when every requested
+  split is complete is it copied into a checksummed cache that ``os.replace`` moves onto
+  ``OUT`` (``writing.publish_checksummed``), so a failed or killed run never damages an
+  existing good output.
+- Before any of it, the disk the run still needs (rows left plus the final copy) is compared
+  with the free space of OUT's file system, and one batch's images with the available memory
+  (``lt_bench.resources``): ``--views 1000000000`` is refused at once. A disk that fills up
+  anyway (``ENOSPC``) stops the run with one line; the partial holds every round up to its
+  last ``n_done`` and the same command resumes it once there is space.
 - Each train image's augmented views are known before the first batch (``views.py``:
   ``--views K`` flat, or ``--view-budget M`` by expected Phase B draws, from the split's labels).
 - Per split, ``features`` (N, D) float16, ``labels`` and ``paths``, and for train with views
   ``aug_features`` (sum of the view counts, D) float16 and ``aug_offsets`` (N + 1,) int64
-  are created at their full size as *contiguous* datasets (the fastest layout to read back
-  whole, see benchmarks/test_bench_extract.py) and filled in order, one round of batches at a
+  are created in the partial at their full size as *contiguous* datasets (allocated at once,
+  written in place: ``partial.SplitWriter``) and filled in order, one round of batches at a
   time: a round's augmented rows go to ``aug_offsets[n_done]`` onwards and the offsets of its
   images after them. After each round the rows are flushed (``f.flush()``) and only then the
   split's attributes advance: ``n_done`` (rows written) and ``n_seen`` (images processed,
@@ -22,9 +28,9 @@ How the file is written (and why):
   ``aug_offsets[n_done]``.
 - ``--skip-bad``: a missing or undecodable image gets no row (and no augmented rows); its id is
   appended to ``/<split>/skipped_paths`` (resizable, optional). When the split completes with K
-  skipped images, the row datasets are cut to N - K rows (``aug_offsets`` to N - K + 1,
-  ``aug_features`` to its last offset; rewritten once; the step is idempotent, so a kill
-  during it is resumed too), then ``complete=True``.
+  skipped images, ``/classes/train_counts`` is set to the rows written (the shot groups come
+  from what is cached), then ``complete=True``; the copy into OUT takes the first N - K rows
+  (``aug_offsets`` N - K + 1, ``aug_features`` up to its last offset).
 - Identity: the root ``config`` attribute (JSON) carries the resolved options and an
   ``identity`` block (dataset + options, model, weights, templates, views, view budget, seed).
   A partial or an existing output with another identity is refused with the differences named,
@@ -62,13 +68,14 @@ from .. import distributed as dist_
 from ..data.base import LTDataset, Split
 from ..device import amp_policy
 from ..errors import CacheError, LTBenchError
-from ..io import publish
 from ..log import get_logger
+from ..resources import check_memory, disk_full_error, is_disk_full
 from .cache import partial_path
 from .items import Items, loader, raise_bad_image
 from .options import SPLIT_NAMES, ExtractOptions
 from .partial import SplitWriter, identity, prepare
 from .views import plan_batches, views_per_image
+from .writing import publish_checksummed
 
 log = get_logger(__name__)
 
@@ -185,13 +192,16 @@ def extract_features(out: str | Path, dataset: LTDataset, bundle, opts: ExtractO
     if unknown or not opts.splits:
         raise LTBenchError(f"--splits takes train, val and/or test, comma-separated; got {','.join(opts.splits)!r}")
     for s in opts.splits:
-        dataset.split(s)
+        if len(dataset.split(s)) == 0:  # an empty split file: a cache of it would train or score nothing
+            raise LTBenchError(f"split {s!r} of dataset {dataset.name} has no images (is its split file empty?): "
+                               f"nothing to extract; list its images, or leave {s} out of --splits")
     config = dict(config or {k: v for k, v in asdict(opts).items() if k not in ("overwrite", "progress")})
     config.pop("overwrite", None)
     config["identity"] = identity(dataset, bundle.info, opts)
     if ctx.device.type == "cuda":
         bundle.model.to(memory_format=torch.channels_last)
 
+    check_batch_memory(dataset, bundle.info.image_size, opts)
     plan, err = None, None
     if ctx.is_main:
         try:
@@ -220,6 +230,22 @@ def extract_features(out: str | Path, dataset: LTDataset, bundle, opts: ExtractO
         return _extract(out, dataset, bundle, opts, config, ctx, plan)
     finally:
         torch.set_num_threads(threads)
+
+
+def check_batch_memory(dataset: LTDataset, image_size: int, opts: ExtractOptions) -> None:
+    """Refuse batches whose image tensors alone exceed the available memory: a batch holds up
+    to ``batch_size`` center views and ``4 x batch_size`` augmented ones, or one image's views
+    when it has more (``views.plan_batches``), each 3 x size x size float32, twice (loaded and
+    on the device)."""
+    most = 0
+    if "train" in opts.splits and (opts.views or opts.view_budget):
+        split = dataset.split("train")
+        counts = views_per_image(split.labels, dataset.num_classes, views=opts.views, view_budget=opts.view_budget)
+        most = int(counts.max()) if len(counts) else 0
+    views = max(4 * opts.batch_size, most) if most else 0
+    check_memory(2 * (opts.batch_size + views) * 3 * image_size * image_size * 4,
+                 f"a batch of {opts.batch_size} images" + (f" and up to {views} augmented views" if views else ""),
+                 "lower --views / --view-budget or --batch-size")
 
 
 def _cpu_count() -> int:
@@ -260,12 +286,20 @@ def _extract(out: Path, dataset: LTDataset, bundle, opts: ExtractOptions, config
                 result.skipped[s] = int(f[s]["skipped_paths"].shape[0]) if "skipped_paths" in f[s] else 0
             f.close()
             f = None
-            publish(part, out)  # after what must be written first (the resolved config)
+            publish_checksummed(part, out)  # after what must be written first (the resolved config)
+    except OSError as e:
+        if not is_disk_full(e):
+            raise
+        raise disk_full_error(out, f"writing {part if f is not None else out}", plan.get("disk_needed"),
+                              then="rerun the same command: it resumes where it stopped") from None
     finally:
         if progress is not None:
             progress.stop()
         if f is not None:
-            f.close()
+            try:
+                f.close()
+            except OSError:  # a full disk again: the rows up to n_done were flushed before
+                pass
     dist_.barrier()
     result.seconds = time.perf_counter() - t0
     if ctx.is_main:

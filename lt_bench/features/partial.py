@@ -18,14 +18,14 @@ from ..data.prompts import get_templates
 from ..errors import CacheError
 from ..io import atomic_path
 from ..log import get_logger
-from .cache import FORMAT_VERSION, STR, FeatureCache, partial_path
+from ..resources import check_disk
+from .cache import FORMAT_VERSION, SPLITS, STR, FeatureCache, partial_path
 from .options import ExtractOptions
 from .text import encode_class_prompts
-from .writing import root_attrs, write_header
+from .views import views_per_image
+from .writing import ROW_DATASETS, root_attrs, write_header
 
 log = get_logger(__name__)
-
-ROW_DATASETS = ("features", "aug_features", "aug_offsets", "labels", "paths")
 
 
 # -- identity ------------------------------------------------------------------------------------
@@ -79,14 +79,22 @@ class SplitWriter:
         self.has_views = bool(counts.any())
         if name not in f:
             g = f.create_group(name)
-            # contiguous (no chunks): whole-array reads are as fast as a raw file read
-            g.create_dataset("features", shape=(n_total, dim), dtype=np.float16)
+            # contiguous (no chunks): rows go in place, and a resumed run writes where the killed
+            # one stopped; allocated now (the file's end moves only here, never at a row's write,
+            # so a write the disk refuses leaves the file's structure as it was), never filled
+            # (a sparse file: the blocks are taken as rows are written)
+            space = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+            space.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+            space.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+            g.create_dataset("features", shape=(n_total, dim), dtype=np.float16, dcpl=space)
             if self.has_views:  # sized up front: every image's view count is known
-                g.create_dataset("aug_features", shape=(int(counts.sum()), dim), dtype=np.float16)
-                g.create_dataset("aug_offsets", shape=(n_total + 1,), dtype=np.int64)
+                g.create_dataset("aug_features", shape=(int(counts.sum()), dim), dtype=np.float16, dcpl=space)
+                g.create_dataset("aug_offsets", shape=(n_total + 1,), dtype=np.int64, dcpl=space)
                 g["aug_offsets"][0] = 0
-            g.create_dataset("labels", shape=(n_total,), dtype=np.int64)
-            g.create_dataset("paths", shape=(n_total,), dtype=STR)
+            g.create_dataset("labels", shape=(n_total,), dtype=np.int64, dcpl=space)
+            refs = h5py.h5p.create(h5py.h5p.DATASET_CREATE)  # HDF5 fills a string dataset (heap references)
+            refs.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+            g.create_dataset("paths", shape=(n_total,), dtype=STR, dcpl=refs)
             g.attrs["n_done"] = 0
             g.attrs["n_seen"] = 0
             g.attrs["complete"] = False
@@ -142,7 +150,8 @@ class SplitWriter:
         self.f.flush()
 
     def _recover_compaction(self) -> None:
-        # A kill during finish() may leave NAME.tmp beside or instead of NAME.
+        # Partials of lt_bench before checksummed caches were compacted in place by finish(): a
+        # kill during it may have left NAME.tmp beside or instead of NAME.
         for name in ROW_DATASETS:
             tmp = name + ".tmp"
             if tmp in self.g and name not in self.g:
@@ -151,17 +160,46 @@ class SplitWriter:
                 del self.g[tmp]
 
     def finish(self) -> None:
-        """Cut the row datasets to ``n_done`` rows when images were skipped; mark complete."""
-        n = self.n_done
-        size = {"aug_offsets": n + 1, "aug_features": int(self.g["aug_offsets"][n]) if self.has_views else 0}
-        for name in ROW_DATASETS:
-            if name in self.g and self.g[name].shape[0] != size.get(name, n):
-                ds = self.g[name]
-                self.g.create_dataset(name + ".tmp", data=ds[:size.get(name, n)], dtype=ds.dtype)
-                del self.g[name]
-                self.g.move(name + ".tmp", name)
+        """Mark the split complete. Its row datasets keep their full size: rows of images
+        ``--skip-bad`` left out are dropped by the copy into OUT (``publish_checksummed``).
+        The train split sets ``/classes/train_counts`` to what it holds (the shot groups come
+        from it: an image left out is not a training image)."""
+        if self.name == "train":
+            counts = self.f["classes/train_counts"]
+            labels = self.g["labels"][:self.n_done]
+            counts[...] = np.bincount(labels, minlength=counts.shape[0])[:counts.shape[0]].astype(np.int64)
+        self.f.flush()  # the counts on disk before the split says it is complete
         self.g.attrs["complete"] = True
         self.f.flush()
+
+
+# -- the disk it takes -------------------------------------------------------------------------
+
+ROW_BYTES = 128  # per image beside its features: label, offset, its path in HDF5's heap (a generous mean)
+HEADER_BYTES = 1 << 20
+
+
+def split_bytes(n: int, views: int, dim: int) -> int:
+    """Bytes of a split of ``n`` images and ``views`` augmented rows of ``dim`` float16 features."""
+    return (n + views) * dim * 2 + n * ROW_BYTES
+
+
+def disk_needed(splits: list[str], dataset: LTDataset, opts: ExtractOptions, dim: int, progress: dict[str, int],
+                existing: int = 0) -> int:
+    """Disk an extraction of ``splits`` still needs: the rows still to write into ``OUT.partial``
+    (``progress``: images already processed per split), plus the checksummed copy of the whole
+    cache that replaces it at the end (``existing``: bytes of the complete splits carried over
+    from OUT, which the partial holds a copy of too)."""
+    left = total = HEADER_BYTES + existing
+    for s in splits:
+        split = dataset.split(s)
+        n = len(split)
+        views = views_per_image(split.labels, dataset.num_classes, views=opts.views,
+                                view_budget=opts.view_budget) if s == "train" else np.zeros(0, np.int64)
+        size = split_bytes(n, int(views.sum()), dim)
+        total += size
+        left += size * (n - min(progress.get(s, 0), n)) // max(n, 1)
+    return int(left + total)
 
 
 # -- the plan (rank 0) ---------------------------------------------------------------------------
@@ -233,6 +271,15 @@ def prepare(out: Path, dataset: LTDataset, bundle, opts: ExtractOptions, config:
             raise CacheError(f"an unfinished extraction with other settings is at {part} ({'; '.join(diffs)}): "
                              "rerun it with its original options to finish it, or pass --overwrite to start again")
         resume = diffs is not None
+    progress = {}
+    if resume:
+        with h5py.File(part, "r") as f:
+            progress = {s: int(f[s].attrs.get("n_seen", f[s].attrs.get("n_done", 0))) for s in SPLITS if s in f}
+    existing = 2 * out.stat().st_size if action == "extend" else 0  # copied into the partial, then into OUT
+    needed = disk_needed([s for s in opts.splits if s not in have], dataset, opts, info.embed_dim, progress,
+                         existing)
+    check_disk(needed, out, f"extracting {', '.join(opts.splits)} into {out} (the partial file, then its "
+                            "checksummed copy)")
     if resume:
         log.info("resuming %s", part)
         if have:  # complete splits of OUT that the partial lacks must survive the final move
@@ -251,5 +298,6 @@ def prepare(out: Path, dataset: LTDataset, bundle, opts: ExtractOptions, config:
                 for s in present}
     # finish every split the partial holds, plus the requested ones, in the canonical order
     todo = [s for s in ("train", "val", "test") if s in opts.splits or (s in done and not done[s][1])]
-    return {"status": "run", "todo": todo, "start": {s: done.get(s, (0, False))[0] for s in todo},
+    return {"status": "run", "todo": todo, "disk_needed": needed,
+            "start": {s: done.get(s, (0, False))[0] for s in todo},
             "complete": {s: done.get(s, (0, False))[1] for s in todo}}

@@ -99,7 +99,14 @@ def load_head(path: str | Path, provenance: dict | None = None, device: str | to
     text = sd.get("classifier", sd.get("weight", torch.zeros(rec["num_classes"], rec["dim"])))
     head = create_head(rec["head"], num_classes=rec["num_classes"], dim=rec["dim"], text_classifier=text,
                        **head_options(cfg))
-    head.load_state_dict(sd)
+    try:
+        head.load_state_dict(sd)
+    except RuntimeError as e:  # the recorded num_classes / dim disagree with the weights
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        why = lines[1] if len(lines) > 1 else (lines[0] if lines else type(e).__name__)
+        raise LTBenchError(f"{path} is inconsistent: its weights do not fit its recorded num_classes "
+                           f"{rec['num_classes']} and dim {rec['dim']} ({why[:200]}): retrain it with "
+                           "`ltbench adapt`") from None
     head.to(device).eval()
     rec = dict(rec, config=cfg.to_dict())
     return head, rec

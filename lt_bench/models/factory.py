@@ -165,6 +165,21 @@ def _check_arch(path: Path, model: str, arch: dict) -> None:
                            f"{_activation(bool(explicit))}: {fix}")
 
 
+def _checkpoint_error(path: Path, model: str, e: Exception) -> LTBenchError:
+    """Why ``path`` could not be loaded into ``model``, in one line that never relays torch's advice
+    to load with ``weights_only=False`` (that runs arbitrary code from the file)."""
+    first = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+    if "Error(s) in loading state_dict" in first or "size mismatch" in str(e):
+        return LTBenchError(f"checkpoint {path} does not fit model {model}: {first}")
+    if "Weights only load failed" in str(e):
+        why = ("is not a plain PyTorch checkpoint of tensors (torch.load(weights_only=True) refused it: another "
+               "format, or Python objects, which lt_bench does not unpickle as that could run code)")
+    else:
+        why = f"is not a PyTorch checkpoint of a state_dict ({type(e).__name__})"
+    return LTBenchError(f"--pretrained {path} {why}: give a state_dict checkpoint (open_clip's, or "
+                        "`ltbench finetune`'s best.pt), a hub tag or 'none'")
+
+
 def create_model(model: str, pretrained: str = "none", device: str | torch.device = "cpu") -> ClipBundle:
     """Build an open_clip model, its transforms and tokenizer.
 
@@ -203,7 +218,7 @@ def create_model(model: str, pretrained: str = "none", device: str | torch.devic
         try:
             open_clip.load_checkpoint(clip_model, str(path))
         except Exception as e:
-            raise LTBenchError(f"checkpoint {path} does not fit model {model}: {str(e).splitlines()[0][:300]}") from None
+            raise _checkpoint_error(path, model, e) from None
         sha = sha256_file(path)
     else:
         tags = open_clip.list_pretrained_tags_by_model(model)

@@ -250,6 +250,7 @@ def run_adapt(cfg: AdaptConfig, *, cache=None, reuse: bool = False) -> AdaptResu
     if cache is None:
         with FeatureCache(cfg.features) as c:
             return run_adapt(cfg, cache=c, reuse=reuse)
+    check_step_size(recipe, cache)
     with output_lock(cfg.out):
         if reuse and head_reusable(cfg.out, recipe, cache):
             log.info("%s holds this %s recipe on this cache; reusing it", cfg.out, cfg.head)
@@ -275,6 +276,30 @@ def _adapt_base(cfg: AdaptConfig, cache) -> tuple:
         raise LTBenchError(f"--base is for --head lws (a trained linear HEAD.pt to scale), not --head {cfg.head}")
     head, rec = load_head(cfg.base, provenance=cache.provenance())
     return head, {"base": {"path": str(cfg.base), "head": rec["head"], "config": rec["config"], "created": rec["created"]}}
+
+
+# A step may sample more images than the train split holds (one step of ``batch`` per epoch,
+# ``heads.train``); beyond this many times the split, a step only repeats each image more.
+MAX_BATCH_PER_IMAGE = 64
+
+
+def check_step_size(recipe, cache) -> None:
+    """Refuse a ``--batch-size`` beyond ``MAX_BATCH_PER_IMAGE`` x the train split, or whose step
+    would not fit in memory, before training. Memory per sampled image: its float16 row and
+    float32 copy, the head's activations and gradients (about 4 float32 vectors of the dimension
+    and 3 of the classes) and the epoch's index arrays; at most half the available memory (the
+    cache's arrays and the rest of the process need theirs)."""
+    from ..resources import check_memory
+
+    b, n = recipe.batch_size, int(cache.train_counts.sum())
+    if b > MAX_BATCH_PER_IMAGE * max(n, 1):
+        raise LTBenchError(f"--batch-size {b} is more than {MAX_BATCH_PER_IMAGE} x the {n} train images of "
+                           f"{cache.path}: a step would draw each image about {b // max(n, 1)} times; give at most "
+                           f"{MAX_BATCH_PER_IMAGE * max(n, 1)}")
+    per_image = 16 * cache.embed_dim + 12 * cache.num_classes + 40
+    check_memory(2 * b * per_image, f"--batch-size {b} (a step of {b} sampled images, dimension "
+                 f"{cache.embed_dim}, {cache.num_classes} classes)", f"give a smaller --batch-size (the train "
+                 f"split has {n} images)")
 
 
 # -- evaluation ----------------------------------------------------------------------------------
@@ -321,7 +346,8 @@ def result_reusable(path: str | Path, cfg: EvalConfig, cache) -> bool:
         config = {**config, **_posthoc_steps(cfg)}
         return (rec.get("config") == config and rec.get("split") == cfg.split
                 and rec.get("posthoc_tau") == float(cfg.posthoc_tau) and rec.get("label") == cfg.label
-                and all(rec.get("cache", {}).get(k) == prov[k] for k in ("created", "classnames_hash", "dataset"))
+                and all(rec.get("cache", {}).get(k) == prov[k]
+                        for k in ("created", "classnames_hash", "dataset", "fingerprint"))
                 and (cfg.head is not None or rec.get("seed") == cfg.seed))
     except (OSError, ValueError, LTBenchError):
         return False

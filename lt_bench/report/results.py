@@ -13,7 +13,8 @@ Format (``result_record``; keys are stable, ``ltbench report`` reads them)::
      "per_class": [...], "train_counts": [...], "classnames": [...],
      "group_sizes": {...}, "num_images": N,
      "posthoc_tau": float,           # 0: no post-hoc logit adjustment
-     "cache": {FeatureCache.provenance()},
+     "cache": {FeatureCache.provenance()},  # incl. "fingerprint": the cache's content (absent in
+                                     # results written before fingerprints)
      "config": {...},                # the head's training config or the baseline's options
      "seed": int, "lt_bench_version": str,
      "environment": {...},           # provenance.environment(): versions, the device eval ran on
@@ -200,6 +201,9 @@ def _metric(path: Path, metrics: dict, name: str) -> float | None:
 def load_result(path: str | os.PathLike) -> Result:
     """Read one result file; raise ``LTBenchError`` naming the file and what is missing."""
     path = Path(path)
+    if path.is_dir():
+        raise LTBenchError(f"{path} is a folder, not a result file: give the .json files in it "
+                           f"(e.g. {path}/*.json)")
     if not path.is_file():
         raise LTBenchError(f"result file {path} does not exist")
     try:
