@@ -152,10 +152,59 @@ class Prepared:
     params: list = field(default_factory=list)  # AugParams of the k views (gpu)
     fallback: bool = False  # gpu asked, decoded on the CPU (not a JPEG nvJPEG takes)
 
-    def pin_memory(self) -> "Prepared":
+
+
+@dataclass
+class PreparedBatch:
+    """A batch of ``Prepared`` as a few large tensors: a DataLoader worker hands each tensor over
+    through its own shared-memory segment, so one per image would cost more than the pixels."""
+
+    centers: torch.Tensor  # (sum of centers, 3, S, S) uint8, the CPU-finished images' in order
+    n_centers: list[int]  # 1 or 0 per image (0: gpu-finished or no eval view)
+    views: torch.Tensor  # (sum of views, 3, S, S) uint8
+    n_views: list[int]
+    data: torch.Tensor  # the gpu images' JPEG bytes, concatenated
+    n_data: list[int]  # 0 for a CPU-finished image
+    params: list  # per image, its views' AugParams (gpu)
+    center_wanted: list[bool]
+    fallback: int
+
+    @classmethod
+    def pack(cls, items: list[Prepared], size: int) -> "PreparedBatch":
+        def cat(ts, dtype=torch.uint8, shape=(0, 3, size, size)):
+            ts = [t for t in ts if t is not None and t.numel()]
+            return torch.cat(ts) if ts else torch.empty(shape, dtype=dtype)
+
+        centers = [None if it.center is None else it.center.view(-1, 3, size, size) for it in items]
+        return cls(centers=cat(centers), n_centers=[0 if c is None else len(c) for c in centers],
+                   views=cat([it.views for it in items]),
+                   n_views=[0 if it.views is None else len(it.views) for it in items],
+                   data=cat([it.data for it in items], shape=(0,)),
+                   n_data=[0 if it.data is None else len(it.data) for it in items],
+                   params=[it.params for it in items], center_wanted=[it.center is None for it in items],
+                   fallback=sum(it.fallback for it in items))
+
+    def unpack(self) -> list[Prepared]:
+        out, c, v, d = [], 0, 0, 0
+        for k in range(len(self.n_views)):
+            nc, nv, nd = self.n_centers[k], self.n_views[k], self.n_data[k]
+            if nd:
+                center = None if self.center_wanted[k] else self.centers[:0]
+                out.append(Prepared(center=center, data=self.data[d:d + nd], params=self.params[k]))
+            else:
+                out.append(Prepared(center=self.centers[c:c + nc], views=self.views[v:v + nv]))
+            c, v, d = c + nc, v + nv, d + nd
+        return out
+
+    def __len__(self) -> int:
+        return len(self.n_views)
+
+    def pin_memory(self) -> "PreparedBatch":
         """Page-locked copies (the DataLoader's ``pin_memory`` calls this), for async copies to CUDA."""
-        pin = (lambda t: None if t is None else t.pin_memory())
-        return Prepared(pin(self.center), pin(self.views), pin(self.data), self.params, self.fallback)
+        from dataclasses import replace
+
+        return replace(self, centers=self.centers.pin_memory(), views=self.views.pin_memory(),
+                       data=self.data.pin_memory())
 
 
 class ImagePath:
@@ -176,26 +225,29 @@ class ImagePath:
         self.fallbacks = 0  # images the gpu path decoded on the CPU (main process count)
 
     # -- worker side ------------------------------------------------------------------------
-    def prepare(self, split: Split, i: int, seeds: list[int]) -> Prepared:
-        """Image i with one augmented view per entry of ``seeds`` (each view's RNG seed)."""
+    def prepare(self, split: Split, i: int, seeds: list[int], center: bool = True) -> Prepared:
+        """Image i with one augmented view per entry of ``seeds`` (each view's RNG seed; None:
+        drawn from the worker's own RNG, as Phase A's loader does), and its eval view unless
+        ``center`` is False."""
         if self.decode == "pil":
             img = split.load_image(i)
-            views = [px.to_uint8(px.apply_pil(img, px.seeded_params(s, img.height, img.width), self.size))
-                     for s in seeds]
-            return Prepared(center=px.to_uint8(self.eval_pil(img)), views=_stack(views, self.size))
+            views = [px.to_uint8(px.apply_pil(img, _params(s, img.height, img.width), self.size)) for s in seeds]
+            c = px.to_uint8(self.eval_pil(img)) if center else _no_center(self.size)
+            return Prepared(center=c, views=_stack(views, self.size))
         if split.root is None:  # arrays or generated images: nothing to decode
             u = px.to_uint8(split.load_image(i))
-            return self._on_cpu(u, (u.shape[1], u.shape[2]), seeds)
+            return self._on_cpu(u, (u.shape[1], u.shape[2]), seeds, center)
         data = read_file(split, i)
         hdr = jpeg_header(data)
         if self.decode == "gpu" and hdr is not None and hdr[2] in (1, 3):
-            params = [px.seeded_params(s, hdr[0], hdr[1]) for s in seeds]
-            return Prepared(data=torch.frombuffer(bytearray(data), dtype=torch.uint8), params=params)
+            params = [_params(s, hdr[0], hdr[1]) for s in seeds]
+            return Prepared(data=torch.frombuffer(bytearray(data), dtype=torch.uint8), params=params,
+                            center=None if center else _no_center(self.size))
         try:
             u, full = decode_uint8(data, self._need(bool(seeds)))
         except Exception as e:  # noqa: BLE001 - any decoder error: the file is unreadable
             raise LTBenchError(f"cannot decode image {split.root / split.ids[i]}: {e}") from None
-        out = self._on_cpu(u, full, seeds)
+        out = self._on_cpu(u, full, seeds, center)
         out.fallback = self.decode == "gpu"
         return out
 
@@ -206,24 +258,25 @@ class ImagePath:
             return self.size
         return math.ceil(self.size / math.sqrt(px.CROP_SCALE[0] * px.CROP_RATIO[0]))
 
-    def _on_cpu(self, u: torch.Tensor, full: tuple[int, int], seeds: list[int]) -> Prepared:
-        params = [px.seeded_params(s, *full) for s in seeds]
+    def _on_cpu(self, u: torch.Tensor, full: tuple[int, int], seeds: list, center: bool) -> Prepared:
+        params = [_params(s, *full) for s in seeds]
         views = finish_views(u, full, params, self.size)
-        return Prepared(center=px.eval_tensor(u, self.size), views=views)
+        return Prepared(center=px.eval_tensor(u, self.size) if center else _no_center(self.size), views=views)
 
     # -- main process side -------------------------------------------------------------------
-    def finish(self, items: list[Prepared], device: torch.device) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
-        """(centers (B, 3, S, S), views (sum k, 3, S, S)) float32, normalised, on ``device``, and
+    def finish(self, batch: PreparedBatch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+        """(centers (B, 3, S, S) or (0, ...) without them, views (sum k, 3, S, S)) float32,
+        normalised, on ``device``, and
         the positions of images that nvJPEG and the CPU decoder both refused (zeros there)."""
         s = self.size
+        items = batch.unpack()
         centers, views, bad = [None] * len(items), [None] * len(items), []
         gpu = [k for k, it in enumerate(items) if it.data is not None]
-        self.fallbacks += sum(it.fallback for it in items)
+        self.fallbacks += batch.fallback
         decoded = dict(zip(gpu, self._decode_on_device([items[k].data for k in gpu], device)))
         for k, it in enumerate(items):
             if it.data is None:
-                centers[k] = it.center.to(device, non_blocking=True)
-                views[k] = it.views.to(device, non_blocking=True)
+                centers[k], views[k] = it.center, it.views
                 continue
             u, full = decoded[k], None
             if u is None:  # not for nvJPEG: the CPU decoder decides
@@ -232,15 +285,19 @@ class ImagePath:
                     u = u.to(device)
                 except Exception:  # noqa: BLE001 - unreadable: reported like the CPU path's
                     bad.append(k)
-                    centers[k] = torch.zeros(3, s, s, dtype=torch.uint8, device=device)
+                    centers[k] = torch.zeros(1 if it.center is None else 0, 3, s, s, dtype=torch.uint8, device=device)
                     views[k] = torch.zeros(len(it.params), 3, s, s, dtype=torch.uint8, device=device)
                     continue
             full = full or (u.shape[1], u.shape[2])
-            centers[k], views[k] = px.eval_tensor(u, s), finish_views(u, full, it.params, s)
-        if not items:
-            empty = torch.empty(0, 3, s, s, device=device)
-            return empty, empty, bad
-        x = px.normalize_batch(torch.stack(centers), self.mean, self.std)
+            centers[k] = px.eval_tensor(u, s)[None] if it.center is None else it.center.to(device)
+            views[k] = finish_views(u, full, it.params, s)
+        if not gpu:  # all finished by the workers: two copies to the device
+            x = batch.centers.to(device, non_blocking=True)
+            return (px.normalize_batch(x, self.mean, self.std),
+                    px.normalize_batch(batch.views.to(device, non_blocking=True), self.mean, self.std), bad)
+        centers = [c.to(device, non_blocking=True) for c in centers]
+        views = [v.to(device, non_blocking=True) for v in views]
+        x = px.normalize_batch(torch.cat(centers), self.mean, self.std)
         return x, px.normalize_batch(torch.cat(views), self.mean, self.std), bad
 
     @staticmethod
@@ -271,6 +328,15 @@ def finish_views(u: torch.Tensor, full: tuple[int, int], params: list, size: int
     sy, sx = u.shape[1] / full[0], u.shape[2] / full[1]
     crops = [px.augment_tensor(u, p.scaled(sy, sx) if (sy, sx) != (1.0, 1.0) else p, size) for p in params]
     return px.jitter_batch(torch.stack(crops), params)
+
+
+def _params(seed: int | None, height: int, width: int) -> px.AugParams:
+    return px.draw_ballad_params(height, width) if seed is None else px.seeded_params(seed, height, width)
+
+
+def _no_center(size: int) -> torch.Tensor:
+    """A placeholder for an image whose eval view is not wanted (Phase A's train batches)."""
+    return torch.empty(0, 3, size, size, dtype=torch.uint8)
 
 
 def _stack(views: list[torch.Tensor], size: int) -> torch.Tensor:

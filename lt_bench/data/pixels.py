@@ -118,10 +118,9 @@ def augment_tensor(img: torch.Tensor, p: AugParams, size: int) -> torch.Tensor:
 
 
 def _luma(x: torch.Tensor) -> torch.Tensor:
-    """PIL's RGB -> L on integer-valued float (B, 3, H, W): (299 R + 587 G + 114 B) / 1000 in its
-    16-bit fixed point, rounded, as ``Image.convert("L")`` computes it."""
-    xi = x.to(torch.int32)
-    return ((xi[:, 0] * 19595 + xi[:, 1] * 38470 + xi[:, 2] * 7471 + 0x8000) >> 16).to(x.dtype).unsqueeze(1)
+    """PIL's RGB -> L of integer-valued float32 (B, 3, H, W): ``(19595 R + 38470 G + 7471 B +
+    2^15) >> 16``, as ``Image.convert("L")`` computes it (exact in float32: every value < 2^24)."""
+    return torch.floor((x[:, 0] * 19595 + x[:, 1] * 38470 + x[:, 2] * 7471 + 32768) * (1 / 65536)).unsqueeze(1)
 
 
 def _blend(degenerate: torch.Tensor, x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
@@ -130,32 +129,33 @@ def _blend(degenerate: torch.Tensor, x: torch.Tensor, factor: torch.Tensor) -> t
     return out.clamp_(0, 255).floor_()
 
 
+def _adjust(y: torch.Tensor, op: int, factor: torch.Tensor) -> torch.Tensor:
+    if op == 0:  # brightness: blend with black
+        return _blend(torch.zeros_like(y), y, factor)
+    if op == 1:  # contrast: blend with the mean grey level (PIL: int(mean + 0.5))
+        return _blend(torch.floor(_luma(y).mean(dim=(1, 2, 3), keepdim=True) + 0.5).expand_as(y), y, factor)
+    return _blend(_luma(y).expand_as(y), y, factor)  # saturation: blend with the grey image
+
+
 def jitter_batch(x: torch.Tensor, params: list[AugParams]) -> torch.Tensor:
     """BALLAD's colour jitter (brightness, contrast, saturation, each by its factor, in each view's
     own random order) on a (B, 3, S, S) uint8 batch, as PIL's ImageEnhance computes it: every
-    step rounds to uint8 like PIL's intermediate images do."""
+    step truncates to uint8 values like PIL's intermediate images, so given the same input the
+    result is PIL's exactly. The views that take the same operation at a step go together."""
     if not params:
         return x
     y = x.float()
-    dev = y.device
     factors = torch.tensor([[p.brightness, p.contrast, p.saturation] for p in params], dtype=torch.float32,
-                           device=dev)
-    order = torch.tensor([[k for k in p.order if k < 3] for p in params], dtype=torch.int64, device=dev)
-    for step in range(order.shape[1]):
-        op = order[:, step]
-        for k in range(3):
-            sel = op == k
-            if not bool(sel.any()):
-                continue
-            f = torch.where(sel, factors[:, k], torch.ones_like(factors[:, k]))
-            if k == 0:  # brightness: blend with black
-                new = _blend(torch.zeros_like(y), y, f)
-            elif k == 1:  # contrast: blend with the mean grey level (PIL: int(mean + 0.5))
-                mean = torch.floor(_luma(y).mean(dim=(1, 2, 3), keepdim=True) + 0.5)
-                new = _blend(mean.expand_as(y), y, f)
-            else:  # saturation: blend with the grey image
-                new = _blend(_luma(y).expand_as(y), y, f)
-            y = torch.where(sel.view(-1, 1, 1, 1), new, y)
+                           device=y.device)
+    orders = [[k for k in p.order if k < 3] for p in params]
+    for step in range(len(orders[0])):
+        for op in sorted({o[step] for o in orders}):
+            rows = [b for b, o in enumerate(orders) if o[step] == op]
+            if len(rows) == len(orders):
+                y = _adjust(y, op, factors[:, op])
+            else:
+                idx = torch.tensor(rows, device=y.device)
+                y[idx] = _adjust(y[idx], op, factors[idx, op])
     return y.to(torch.uint8)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..data.base import Split
-from ..data.decode import ImagePath, Prepared, eval_is_resize_crop, split_eval_transform
+from ..data.decode import ImagePath, Prepared, PreparedBatch, eval_is_resize_crop, split_eval_transform
 from ..errors import LTBenchError
 
 
@@ -60,10 +60,16 @@ def image_path(bundle, decode: str, device: torch.device) -> ImagePath:
     return ImagePath(decode, size, parts[0], parts[1], parts[2])
 
 
-def collate(items):
-    """(the batch's ``Prepared`` in order, indices (B,), ok flags (B,))."""
-    prepared, idx, ok = zip(*items)
-    return list(prepared), torch.tensor(idx, dtype=torch.int64), torch.tensor(ok, dtype=torch.int64)
+class Collate:
+    """(the batch's ``PreparedBatch``, indices (B,), ok flags (B,)), packed in the worker."""
+
+    def __init__(self, size: int):
+        self.size = size
+
+    def __call__(self, items):
+        prepared, idx, ok = zip(*items)
+        return (PreparedBatch.pack(list(prepared), self.size), torch.tensor(idx, dtype=torch.int64),
+                torch.tensor(ok, dtype=torch.int64))
 
 
 def finish_batch(path: ImagePath, batch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
@@ -87,7 +93,7 @@ def loader(items: Items, batches: list[list[int]], workers: int, device: torch.d
         # fork: the dataset (closures, open files) need not pickle, and workers start fast
         kw["multiprocessing_context"] = "fork" if "fork" in mp.get_all_start_methods() else None
         kw["prefetch_factor"] = 4  # uint8 batches are small: keep more in flight
-    return torch.utils.data.DataLoader(items, batch_sampler=batches, num_workers=workers, collate_fn=collate,
+    return torch.utils.data.DataLoader(items, batch_sampler=batches, num_workers=workers, collate_fn=Collate(items.size),
                                        pin_memory=device.type == "cuda", **kw)
 
 
