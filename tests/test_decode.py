@@ -12,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
+from _cli import run_cli
 from lt_bench.data import load_dataset
 from lt_bench.data import pixels as px
 from lt_bench.data.decode import jpeg_header, nvjpeg_available, resolve_decode
@@ -198,3 +199,19 @@ def test_gpu_path_structure_on_the_cpu(folder, bundle):
 
     x, xs, bad = path.finish(PreparedBatch.pack([good, broken], path.size), cpu)
     assert bad == [1] and x.shape == (2, 3, 32, 32) and xs.shape == (4, 3, 32, 32)
+
+
+def test_finetune_on_jpeg_files_by_decode_path(tmp_path, folder):
+    """Phase A through each CPU path (`ltbench finetune --decode`): it trains, and a rerun with the
+    same seed gives the same weights (augmentation drawn in the workers, reseeded per epoch)."""
+    def finetune(decode, name):
+        out = tmp_path / name
+        r = run_cli("finetune", "--dataset", "folder", "--root", str(folder), "--model", "ltb-tiny-vit",
+                    "--pretrained", "none", "--workers", "0", "--device", "cpu", "--batch-size", "8", "--epochs", "1",
+                    "--decode", decode, "--out", str(out))
+        assert r.returncode == 0, r.stderr[-2000:]
+        return torch.load(out / "last.pt", map_location="cpu", weights_only=True)["state_dict"]
+
+    a, b = finetune("fast", "a"), finetune("fast", "b")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    finetune("pil", "c")
