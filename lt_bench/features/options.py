@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..data.decode import DECODES
+from ..data.decode_names import DECODES
 from ..errors import LTBenchError
 from ..options import check_options, comma_list, option, seed_option
 

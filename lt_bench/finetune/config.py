@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, fields
 
-from ..data.decode import DECODES
+from ..data.decode_names import DECODES
 from ..errors import LTBenchError
 from ..options import (check_options, dataset_option, dataset_options_option, device_option, option,
                        out_option, root_option, seed_option, splits_dir_option)
