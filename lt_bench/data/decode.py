@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 from dataclasses import dataclass, field
@@ -36,6 +37,8 @@ from .decode_names import DECODES, REFERENCE, jpeg_header
 
 log = get_logger(__name__)
 
+
+@functools.lru_cache(maxsize=1)
 def nvjpeg_available() -> bool:
     """Whether torchvision decodes JPEG on this machine's GPU (a CUDA build and a visible GPU)."""
     if not torch.cuda.is_available():
@@ -57,8 +60,8 @@ def _tiny_jpeg() -> bytes:
 
 
 def resolve_decode(decode: str, device: torch.device | str) -> str:
-    """The path a run takes for ``--decode`` on ``device`` (``auto`` and an impossible ``gpu``
-    resolved), logged once."""
+    """The path a run takes for ``--decode`` on ``device``: ``auto`` resolved, and ``gpu`` where
+    it cannot run replaced by ``fast`` with a warning."""
     if decode not in DECODES:
         raise LTBenchError(f"--decode takes {', '.join(DECODES)}; got {decode!r}")
     cuda = torch.device(device).type == "cuda"
@@ -122,7 +125,6 @@ class Prepared:
     data: torch.Tensor | None = None  # (n,) uint8 JPEG bytes (gpu)
     params: list = field(default_factory=list)  # AugParams of the k views (gpu)
     fallback: bool = False  # gpu asked, decoded on the CPU (not a JPEG nvJPEG takes)
-
 
 
 @dataclass
