@@ -238,9 +238,9 @@ class ImagePath:
 
     # -- main process side -------------------------------------------------------------------
     def finish(self, batch: PreparedBatch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
-        """(centers (B, 3, S, S) or (0, ...) without them, views (sum k, 3, S, S)) float32,
-        normalised, on ``device``, and
-        the positions of images that nvJPEG and the CPU decoder both refused (zeros there)."""
+        """(centers (B, 3, S, S), or (0, ...) without them; views (sum k, 3, S, S)): float32,
+        normalised, on ``device``; and the positions of the images that nvJPEG and the CPU
+        decoder both refused (zeros there). The device's views are jittered in one pass."""
         s = self.size
         items = batch.unpack()
         centers, views, bad = [None] * len(items), [None] * len(items), []
@@ -263,7 +263,8 @@ class ImagePath:
                     continue
             full = full or (u.shape[1], u.shape[2])
             centers[k] = px.eval_tensor(u, s)[None] if it.center is None else it.center.to(device)
-            views[k] = finish_views(u, full, it.params, s)
+            views[k] = crop_views(u, full, it.params, s)
+        _jitter_in_place(views, [items[k].params if k in decoded else [] for k in range(len(items))], bad)
         if not gpu:  # all finished by the workers: two copies to the device
             x = batch.centers.to(device, non_blocking=True)
             return (px.normalize_batch(x, self.mean, self.std),
@@ -293,14 +294,31 @@ class ImagePath:
             return out
 
 
-def finish_views(u: torch.Tensor, full: tuple[int, int], params: list, size: int) -> torch.Tensor:
-    """(k, 3, S, S) uint8 views of pixels ``u`` (maybe draft-decoded from an image of size ``full``):
-    each view's crop box is scaled to ``u``'s size, then crop, resize, flip and jitter."""
+def crop_views(u: torch.Tensor, full: tuple[int, int], params: list, size: int) -> torch.Tensor:
+    """(k, 3, S, S) uint8 views of pixels ``u`` (maybe draft-decoded from an image of size ``full``),
+    before the colour jitter: each view's crop box scaled to ``u``'s size, crop, resize, flip."""
     if not params:
         return torch.empty(0, 3, size, size, dtype=torch.uint8, device=u.device)
     sy, sx = u.shape[1] / full[0], u.shape[2] / full[1]
-    crops = [px.augment_tensor(u, p.scaled(sy, sx) if (sy, sx) != (1.0, 1.0) else p, size) for p in params]
-    return px.jitter_batch(torch.stack(crops), params)
+    return torch.stack([px.augment_tensor(u, p.scaled(sy, sx) if (sy, sx) != (1.0, 1.0) else p, size)
+                        for p in params])
+
+
+def finish_views(u: torch.Tensor, full: tuple[int, int], params: list, size: int) -> torch.Tensor:
+    """``crop_views`` then the colour jitter: the (k, 3, S, S) uint8 augmented views of one image."""
+    return px.jitter_batch(crop_views(u, full, params, size), params)
+
+
+def _jitter_in_place(views: list, params: list[list], bad: list[int]) -> None:
+    """Jitter the views of the images with ``params`` (the device-decoded ones) in one batch:
+    per-view results are the same as one image at a time (every sum in it is exact)."""
+    todo = [k for k, p in enumerate(params) if p and k not in bad]
+    if not todo:
+        return
+    flat = [p for k in todo for p in params[k]]
+    out = px.jitter_batch(torch.cat([views[k] for k in todo]), flat)
+    for k, part in zip(todo, out.split([len(params[k]) for k in todo])):
+        views[k] = part
 
 
 def _params(seed: int | None, height: int, width: int) -> px.AugParams:

@@ -165,13 +165,14 @@ def extract_state(cfg: ExtractConfig) -> tuple[str, str]:
     settings, with requested splits missing (extraction adds them); different: another
     extraction (or not a cache); fresh: no file. The same settings: dataset and the options
     given, model, weights (a checkpoint by its hash), templates, views, view budget, seed and
-    the resolved decode path (``fast`` and ``gpu`` give other pixels than ``pil``), as recorded in the cache's identity.
+    the resolved decode path (``fast`` and ``gpu`` give other pixels than ``pil``), as recorded
+    in the cache's identity.
     """
+    from ..data.decode import resolve_decode
+    from ..device import resolve_device
     from ..errors import CacheError
     from ..features import FeatureCache
     from ..io import sha256_file
-    from ..data.decode import resolve_decode
-    from ..device import resolve_device
     from ..models.factory import builds_quick_gelu
 
     out = Path(cfg.out)
