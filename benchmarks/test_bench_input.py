@@ -2,11 +2,11 @@
 
 Data like the real thing: a ``folder`` dataset of JPEG files at ImageNet's typical size
 (500 x 375, quality 90; ``write_image_folder``), written by the benchmark itself: 300 images in
-quick mode, 3,000 in full.
+quick mode, 1,500 in full.
 
-``test_bench_input_pipeline``: the image pipeline alone, through a DataLoader with 2 workers
-(this machine's cores), batch 64, at 224 px: images/s from the files to a normalised float32
-batch. ``today`` is the transform per image as before ``--decode`` (torchvision's PIL transforms
+``test_bench_input_pipeline``: the image pipeline alone, through a DataLoader with 2 persistent
+workers (this machine's cores), batch 64, at 224 px: images/s from the files to a normalised
+float32 batch, the best of interleaved passes per path (2 in quick mode, 3 in full). ``today`` is the transform per image as before ``--decode`` (torchvision's PIL transforms
 with ``ToTensor`` + ``Normalize`` in the worker, float32 through the loader); ``pil`` the same
 pixels as uint8 normalised per batch; ``fast`` libjpeg-turbo + uint8 tensor ops. ``eval``: the
 deterministic resize + centre crop; ``train``: BALLAD's augmentation (one view per image,
@@ -39,7 +39,8 @@ from .conftest import QUICK
 TABLE = "Image input path: JPEG files (500 x 375, q90) -> normalised 224 px batches, 2 workers"
 EXTRACT_TABLE = "Extraction from JPEG files by --decode path vs the model's forward pass alone"
 SIZE, BATCH, WORKERS = 224, 64, 2
-PER_CLASS, CLASSES = (75, 4) if QUICK else (300, 10)
+PER_CLASS, CLASSES = (75, 4) if QUICK else (150, 10)
+ROUNDS = 2 if QUICK else 3  # interleaved passes over the split per path
 MEAN = (0.48145466, 0.4578275, 0.40821073)
 STD = (0.26862954, 0.26130258, 0.27577711)
 
@@ -70,42 +71,52 @@ def _loader(ds, collate=None):
                                        persistent_workers=True, prefetch_factor=4)
 
 
-def _images_per_s(loader, finish, n: int) -> float:
-    for batch in loader:  # warm-up epoch: workers started, files in the page cache
-        finish(batch)
+def _timed_pass(loader, finish) -> float:
+    """Seconds for one pass over the split (workers persistent: started by the warm-up)."""
     t0 = time.perf_counter()
     for batch in loader:
         finish(batch)
-    return n / (time.perf_counter() - t0)
+    return time.perf_counter() - t0
 
 
-def _today(split, train: bool) -> float:
+def _warm(loader, finish) -> None:
+    for k, batch in enumerate(loader):  # persistent workers started (the files were just written)
+        finish(batch)
+        if k == 2:
+            break
+
+
+def _paths(split, train: bool) -> dict:
+    """name -> (loader, finish) of today's path and the new ones, over the same images."""
     tf = (ballad_train_transform(SIZE, MEAN, STD) if train else
           T.Compose([T.Resize(SIZE, interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(SIZE), T.ToTensor(),
                      T.Normalize(MEAN, STD)]))
-    return _images_per_s(_loader(ImageSplitDataset(split, tf)), lambda b: b[0], len(split))
-
-
-def _new(split, decode: str, train: bool) -> float:
+    out = {"today": (_loader(ImageSplitDataset(split, tf)), lambda b: b[0])}
     eval_pil = T.Compose([T.Resize(SIZE, interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(SIZE)])
-    path = ImagePath(decode, SIZE, eval_pil, MEAN, STD)
-    return _images_per_s(_loader(_Paths(split, path, train), collate=lambda b: PreparedBatch.pack(b, SIZE)),
-                         lambda b: path.finish(b, torch.device("cpu")), len(split))
+    for decode in ("pil", "fast"):
+        path = ImagePath(decode, SIZE, eval_pil, MEAN, STD)
+        loader = _loader(_Paths(split, path, train), collate=lambda b: PreparedBatch.pack(b, SIZE))
+        out[decode] = (loader, lambda b, path=path: path.finish(b, torch.device("cpu")))
+    return out
 
 
 @pytest.mark.parametrize("work", ["eval", "train"])
 def test_bench_input_pipeline(benchmark, jpeg_folder, work):
     split = jpeg_folder.split("train")
-    train = work == "train"
-    rates = {}
+    paths = _paths(split, work == "train")
+    for loader, finish in paths.values():
+        _warm(loader, finish)
+    best = dict.fromkeys(paths, float("inf"))
 
     def run():
-        rates["today"] = _today(split, train)
-        for decode in ("pil", "fast"):
-            rates[decode] = _new(split, decode, train)
+        # interleaved passes, the best of each path: load on a shared machine drifts over minutes
+        for _ in range(ROUNDS):
+            for name, (loader, finish) in paths.items():
+                best[name] = min(best[name], _timed_pass(loader, finish))
 
     benchmark.pedantic(run, rounds=1, iterations=1)
-    what = "BALLAD augmentation, 1 view" if train else "eval resize + centre crop"
+    rates = {name: len(split) / t for name, t in best.items()}
+    what = "BALLAD augmentation, 1 view" if work == "train" else "eval resize + centre crop"
     benchmark.extra_info.update(
         table=TABLE, row=f"{what}, {len(split):,} images" + (" (quick)" if QUICK else ""),
         today_images_per_s=round(rates["today"], 1), pil_images_per_s=round(rates["pil"], 1),
@@ -114,7 +125,8 @@ def test_bench_input_pipeline(benchmark, jpeg_folder, work):
         note="today: PIL transforms with ToTensor + Normalize per image in the workers (float32 through the "
              "loader); pil: the same pixels, uint8 through the loader, normalised per batch; fast: "
              "libjpeg-turbo (torchvision.io.decode_jpeg) + uint8 tensor ops (resize antialiased bicubic), "
-             "normalised per batch. speedup = images/s over today's, same run.")
+             "normalised per batch. Best of interleaved passes per path; speedup = images/s over today's, "
+             "same run.")
 
 
 @pytest.mark.parametrize("decode", ["pil", "fast"])
