@@ -1,4 +1,4 @@
-"""GPU check of lt_bench, one command, four parts, each a Markdown table:
+"""GPU check of lt_bench, one command, five parts, each a Markdown table:
 
 1. finetune: `ltbench finetune` fp32, AMP bf16, AMP fp16 + GradScaler (and DDP when the machine
    has several GPUs), random-init ViT-B-16 on synthetic data: images/s per path.
@@ -12,6 +12,9 @@
    run, and torch.cuda.max_memory_allocated.
 4. faiss: NCM and kNN (k=20) on 115,846 train / 50,000 test x 1024: faiss on the GPU (when the
    installed faiss has GPU support), faiss on the CPU, torch matmul + topk on the GPU.
+5. input: the image input paths (`--decode pil|fast|gpu`) on 4,096 generated JPEG files at
+   ImageNet's typical 500 x 375 (q90): extraction images/s against the model's forward alone
+   (bf16), and Phase A steps (class loss, bf16 autocast, SGD) against forward + backward alone.
 
     python benchmarks/gpu_check.py [--quick] [--parts finetune,extract,heads,faiss] [--out DIR]
     python benchmarks/gpu_check.py --cpu-smoke      # every part at tiny sizes on the CPU
@@ -46,25 +49,26 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # a bare machine: the repo is not pip-installed
     sys.path.insert(0, str(REPO))
 
-PARTS = ("finetune", "extract", "heads", "faiss")
+PARTS = ("finetune", "extract", "heads", "faiss", "input")
 # what each part imports (module names); checked up front so a missing one is named, not a traceback
 NEEDS = {"finetune": ["torch", "torchvision", "open_clip", "numpy", "PIL", "h5py", "typer", "click", "rich"],
          "extract": ["torch", "torchvision", "open_clip", "numpy", "PIL", "h5py"],
          "heads": ["torch", "numpy", "h5py"],
-         "faiss": ["torch", "numpy", "h5py"]}
+         "faiss": ["torch", "numpy", "h5py"],
+         "input": ["torch", "torchvision", "open_clip", "numpy", "PIL", "h5py"]}
 OPTIONAL = ["faiss", "pytest", "psutil"]
 
 # sizes: default (H200), --quick, --cpu-smoke; any explicit option overrides
 SIZES = {
     "default": dict(model="ViT-B-16", batch_size=128, steps=30, extract_images=8192, extract_batch=256,
                     image_size=224, fwd_seconds=3.0, n_train=115_846, n_test=50_000, dim=1024, classes=1000,
-                    epochs=10, head_batch=512, k=20, mm_seconds=1.0, square=8192),
+                    epochs=10, head_batch=512, k=20, mm_seconds=1.0, square=8192, input_images=4096),
     "quick": dict(model="ViT-B-16", batch_size=64, steps=10, extract_images=2048, extract_batch=256,
                   image_size=224, fwd_seconds=1.0, n_train=20_000, n_test=5_000, dim=512, classes=100,
-                  epochs=5, head_batch=512, k=20, mm_seconds=0.5, square=4096),
+                  epochs=5, head_batch=512, k=20, mm_seconds=0.5, square=4096, input_images=1024),
     "smoke": dict(model="ltb-tiny-vit", batch_size=8, steps=2, extract_images=40, extract_batch=16,
                   image_size=32, fwd_seconds=0.0, n_train=1_000, n_test=200, dim=32, classes=10,
-                  epochs=2, head_batch=128, k=5, mm_seconds=0.1, square=128),
+                  epochs=2, head_batch=128, k=5, mm_seconds=0.1, square=128, input_images=40),
 }
 
 
@@ -517,6 +521,119 @@ def part_faiss(a, dev: str, cache: CacheHolder, rec: dict) -> str:
 
 # -- driver --------------------------------------------------------------------------------------
 
+# -- part 5: the image input path (--decode) -------------------------------------------------------
+
+def part_input(a, dev: str, rec: dict) -> str:
+    """Extraction and Phase A steps from JPEG files (500 x 375, q90) by --decode path, against
+    the model alone (forward; forward + backward) on preloaded device tensors, bf16 on CUDA."""
+    import torch
+
+    from benchmarks.shared import sync
+    from lt_bench.data import load_dataset
+    from lt_bench.data.decode import resolve_decode
+    from lt_bench.data.synthetic import write_image_folder
+    from lt_bench.device import amp_policy
+    from lt_bench.features.extract import ExtractOptions, extract_features
+    from lt_bench.features.items import image_path
+    from lt_bench.finetune.data import train_loader
+    from lt_bench.finetune.losses import ClassPromptLoss, ClipTrainWrapper
+    from lt_bench.models import create_model
+
+    device = torch.device(dev)
+    tmp = Path(tempfile.mkdtemp(prefix="ltb_gpu_check_in_"))
+    n_cls = 10
+    write_image_folder(tmp / "jpeg", per_class=max(1, a.input_images // n_cls), num_classes=n_cls, test_per_class=1)
+    ds = load_dataset("folder", root=str(tmp / "jpeg"))
+    n = len(ds.split("train"))
+    torch.manual_seed(0)
+    bundle = create_model(a.model, "none", device=dev)
+    model = bundle.model
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    b, w = a.extract_batch, a.extract_workers
+    s = bundle.info.image_size
+    x = torch.randn(b, 3, s, s, device=device)
+    autocast = amp_policy(device).autocast
+    decodes = ["pil", "fast", "gpu"]
+    rec.update(model=a.model, images=n, batch=b, workers=w, extract=[], finetune=[])
+
+    def rate(fn, items: int) -> float:
+        for _ in range(2):
+            fn()
+        sync(dev)
+        it, t0 = 0, time.perf_counter()
+        while it < 3 or time.perf_counter() - t0 < a.fwd_seconds:
+            fn()
+            sync(dev)
+            it += 1
+        return it * items / (time.perf_counter() - t0)
+
+    def forward():
+        with torch.inference_mode(), autocast():
+            model.encode_image(x)
+
+    rows_e, rows_f = [], []
+    try:
+        fwd = rate(forward, b)
+        for decode in decodes:
+            opts = ExtractOptions(splits=("train",), batch_size=b, workers=w, decode=decode, overwrite=True,
+                                  progress=False)
+            res = extract_features(tmp / "f.h5", ds, bundle, opts)
+            rows_e.append([f"--decode {decode} ({resolve_decode(decode, device)})", res.images_per_s, fwd,
+                           res.images_per_s / fwd])
+            rec["extract"].append(dict(decode=decode, images_per_s=round(res.images_per_s, 1),
+                                       forward_images_per_s=round(fwd, 1), ratio=round(res.images_per_s / fwd, 3)))
+            say(f"gpu_check: input extract --decode {decode:5s} {res.images_per_s:9.1f} img/s, forward {fwd:9.1f}")
+        # Phase A: steps of the class loss over all prompts, bf16 autocast, SGD
+        tokens = bundle.tokenizer([f"a photo of a {c}." for c in ds.classnames]).to(device)
+        wrapper = ClipTrainWrapper(model, tokens)
+        loss_fn = ClassPromptLoss(100.0)
+        opt = torch.optim.SGD([p for k, p in model.named_parameters() if k != "logit_scale"], lr=1e-5, momentum=0.9)
+        train_autocast = amp_policy(device, "bf16" if device.type == "cuda" else None, training=True)[0]
+        batch = min(a.batch_size, n)
+        labels = torch.zeros(batch, dtype=torch.int64, device=device)
+
+        def step(images, y):
+            model.train()
+            with train_autocast():
+                img, txt, scale = wrapper(images, None)
+                loss = loss_fn(img, txt, scale, y)
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+
+        xb = torch.randn(batch, 3, s, s, device=device)
+        fwd_bwd = rate(lambda: step(xb, labels), batch)
+        steps = max(2, min(a.steps, n // batch))
+        for decode in decodes:
+            path = image_path(bundle, resolve_decode(decode, device), device)
+            loader, sampler, gen = train_loader(ds, range(n), path, True, batch, 0, 1, 0, a.workers, device)
+            it = iter(loader)
+            images, y, _ = next(it)  # workers started
+            step(images, y.to(device))
+            sync(dev)
+            t0, done = time.perf_counter(), 0
+            for images, y, _ in it:
+                step(images, y.to(device))
+                done += 1
+                if done == steps:
+                    break
+            sync(dev)
+            ips = done * batch / (time.perf_counter() - t0)
+            rows_f.append([f"--decode {decode} ({path.decode})", ips, fwd_bwd, ips / fwd_bwd])
+            rec["finetune"].append(dict(decode=decode, images_per_s=round(ips, 1),
+                                        fwd_bwd_images_per_s=round(fwd_bwd, 1), ratio=round(ips / fwd_bwd, 3)))
+            say(f"gpu_check: input finetune --decode {decode:5s} {ips:9.1f} img/s, fwd+bwd {fwd_bwd:9.1f}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    t1 = md_table(["extract path", "images/s", "forward-only images/s", "extract / forward"], rows_e)
+    t2 = md_table(["Phase A path", "images/s", "fwd+bwd images/s", "step / fwd+bwd"], rows_f)
+    return (f"### 5. input: {a.model} random init, {n:,} JPEG files 500 x 375 q90, batch {b} (extract) / "
+            f"{a.batch_size} (Phase A), {w} / {a.workers} workers, {dev}\n\n{t1}\n\n{t2}\n\n"
+            "Aims (issue 14): extraction >= 0.9 of forward-only, Phase A >= 0.8 of forward + backward "
+            "with --decode gpu.")
+
+
 def write_outputs(out_dir: Path | None, header: str, sections: list[str], record: dict) -> None:
     if out_dir is None:
         return
@@ -542,6 +659,7 @@ def parse_args(argv=None):
     ap.add_argument("--extract-batch", type=int, default=None)
     ap.add_argument("--extract-workers", type=int, default=None)
     ap.add_argument("--image-size", type=int, default=None, help="synthetic image size for extract (224)")
+    ap.add_argument("--input-images", type=int, default=None, help="JPEG files written for part 5 (input)")
     ap.add_argument("--fwd-seconds", type=float, default=None, help="time each forward-only reference this long")
     ap.add_argument("--n-train", type=int, default=None, help="cache train rows (parts 3, 4)")
     ap.add_argument("--n-test", type=int, default=None, help="cache test rows (part 4)")
@@ -622,6 +740,8 @@ def main(argv=None) -> int:
                     text = part_finetune(a, dev, n_gpu, rec)
                 elif part == "extract":
                     text = part_extract(a, dev, rec)
+                elif part == "input":
+                    text = part_input(a, dev, rec)
                 elif part == "heads":
                     text = part_heads(a, dev, cache, rec)
                 else:

@@ -2,14 +2,16 @@
 # GPU check of lt_bench, one command: (1) `ltbench finetune` fp32 / AMP bf16 / AMP fp16 + GradScaler
 # (DDP when several GPUs), (2) extraction images/s bf16 autocast vs fp32 against the forward pass
 # alone, (3) the ballad head on an ImageNet-LT-sized synthetic cache (GFLOP/s vs torch.mm fp32/TF32,
-# peak GPU memory), (4) NCM / kNN with faiss GPU / faiss CPU / torch on the GPU. Random-init
+# peak GPU memory), (4) NCM / kNN with faiss GPU / faiss CPU / torch on the GPU, (5) the image input
+# paths (--decode pil / fast / gpu: nvJPEG) on generated 500 x 375 JPEG files, extraction vs forward
+# alone and Phase A steps vs forward + backward alone. Random-init
 # ViT-B-16 and synthetic data: no downloads. Markdown tables on stdout and, with --out DIR (or env
 # OUT), in DIR/gpu_check.md + DIR/gpu_check.json. Default sizes: < 6 min on one H200.
 #
 # Usage:
 #   bash benchmarks/gpu_check.sh --out $OUT            # on the GPU machine, from the repo root
 #   bash benchmarks/gpu_check.sh --quick --out $OUT    # smaller sizes
-#   bash benchmarks/gpu_check.sh --parts extract,heads # a subset (finetune,extract,heads,faiss)
+#   bash benchmarks/gpu_check.sh --parts extract,heads # a subset (finetune,extract,heads,faiss,input)
 #   bash benchmarks/gpu_check.sh --cpu-smoke           # every part at tiny sizes on the CPU (no GPU)
 #   (all options: python3 benchmarks/gpu_check.py --help)
 # Exits 0 with a message where there is no CUDA GPU; 1 when a part failed; 2 when torch is missing.

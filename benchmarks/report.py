@@ -127,6 +127,14 @@ READING = """## Reading these numbers
   because, for a 32 px model with two layers, decoding, generating and augmenting images on
   2 CPU cores costs more than the model. This is the expected balance for the tiny model and
   not for ViT-B/16, where the model dominates; no target is set for these ratios.
+- **Image input path** (`--decode`, issue 14): JPEG files at ImageNet's typical 500 x 375 on
+  2 worker processes. `pil` is the reference's pixels, bit for bit, with uint8 handed over and
+  the batch normalised at once; `fast` decodes with libjpeg-turbo (torchvision) and resizes,
+  crops and jitters uint8 tensors (the jitter exactly as PIL computes it; the bicubic resize
+  within 1-2 grey levels of PIL's). At 224 px these files are less than 2x the target, so DCT
+  draft scaling does not apply: the gain comes from torch's uint8 bicubic (several times PIL's
+  here) and from no per-image float work. The 32 px extraction rows decode at 1/8 scale.
+  `--decode gpu` (nvJPEG) is measured by `benchmarks/gpu_check.sh` (part 5), not here.
 - **Cache reads**: a cache written now is checksummed (HDF5's Fletcher32 on 4 MiB chunks, v110+
   metadata checksums), which HDF5 verifies on every read. The raw float16 read pays for it
   (compare the checksummed and unchecked `features_raw` rows); what commands read,

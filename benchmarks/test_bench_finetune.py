@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from lt_bench.data import load_dataset
+from lt_bench.features.items import image_path
 from lt_bench.finetune.data import train_loader
 from lt_bench.finetune.losses import ClassPromptLoss, ClipTrainWrapper
 from lt_bench.models import create_model
@@ -35,8 +36,9 @@ def test_bench_finetune_step(benchmark, quick, model_name):
     loss_fn = ClassPromptLoss(100.0)
     opt = torch.optim.SGD([p for n, p in model.named_parameters() if n != "logit_scale"], lr=1e-5,
                           momentum=0.9, weight_decay=5e-4)
-    loader, sampler, gen = train_loader(ds, range(len(ds.split("train"))), bundle.preprocess_train, batch,
-                                        rank=0, world=1, seed=0, workers=workers, pin_memory=False)
+    path = image_path(bundle, "pil", torch.device("cpu"))
+    loader, sampler, gen = train_loader(ds, range(len(ds.split("train"))), path, True, batch,
+                                        rank=0, world=1, seed=0, workers=workers, device=torch.device("cpu"))
 
     def step(images, labels):
         img, txt, scale = wrapper(images, None)

@@ -74,3 +74,23 @@ def load_synthetic(
                    val_per_class=val_per_class, test_per_class=test_per_class,
                    image_size=image_size, seed=seed)
     return LTDataset(name="synthetic", classnames=names, splits=splits, options=options)
+
+
+def write_image_folder(root, per_class: int, num_classes: int = 4, size: tuple[int, int] = (500, 375),
+                       quality: int = 90, test_per_class: int = 2, seed: int = 0) -> None:
+    """Write the synthetic images as JPEG files in a ``folder`` dataset's imagefolder layout
+    (``root/{train,test}/<class>/<i>.jpg``), at ImageNet's typical size and quality by default:
+    what input-path benchmarks and tests decode. Width x height is ``size``."""
+    from pathlib import Path
+
+    root = Path(root)
+    params = _class_params(num_classes, seed)
+    w, h = size
+    for split, n in (("train", per_class), ("test", test_per_class)):
+        for c in range(num_classes):
+            d = root / split / f"class_{c}"
+            d.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                rng = np.random.default_rng((seed, c, i, split == "test"))
+                img = _make_image(params, c, max(w, h), rng).crop((0, 0, w, h))
+                img.save(d / f"{i:05d}.jpg", "JPEG", quality=quality)

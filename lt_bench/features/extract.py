@@ -56,7 +56,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import h5py
@@ -66,12 +66,13 @@ import torch.nn.functional as F
 
 from .. import distributed as dist_
 from ..data.base import LTDataset, Split
+from ..data.decode import resolve_decode
 from ..device import amp_policy
 from ..errors import CacheError, LTBenchError
 from ..log import get_logger
 from ..resources import check_memory, disk_full_error, is_disk_full
 from .cache import partial_path
-from .items import Items, loader, raise_bad_image
+from .items import Items, finish_batch, image_path, loader, raise_bad_image
 from .options import SPLIT_NAMES, ExtractOptions
 from .partial import SplitWriter, identity, prepare
 from .views import plan_batches, views_per_image
@@ -97,11 +98,12 @@ class ExtractResult:
 # -- the main loop -------------------------------------------------------------------------------
 
 def _encode_images(model, x: torch.Tensor, device: torch.device, batch: int) -> torch.Tensor:
-    """L2-normalised float16 image features on CPU, computed ``batch`` rows at a time."""
+    """L2-normalised float16 image features on CPU, computed ``batch`` rows at a time (``x``:
+    the normalised input, already on ``device``)."""
     out = []
     amp = amp_policy(device)
     for s in range(0, len(x), batch):
-        xb = x[s:s + batch].to(device, non_blocking=True)
+        xb = x[s:s + batch]
         if device.type == "cuda":
             xb = xb.contiguous(memory_format=torch.channels_last)
         with amp.autocast():
@@ -121,8 +123,8 @@ def _run_split(name: str, split: Split, bundle, opts: ExtractOptions, start: int
     cum = np.concatenate([[0], np.cumsum(counts)])
     rounds = math.ceil(len(batches) / w)
     mine = [list(range(s, e)) for s, e in batches[r::w]]
-    size = bundle.info.image_size
-    items = Items(split, bundle.preprocess_val, bundle.preprocess_train, counts, opts.seed, size)
+    path = image_path(bundle, opts.decode, ctx.device)
+    items = Items(split, path, counts, opts.seed)
     it = iter(loader(items, mine, opts.workers, ctx.device)) if mine else iter(())
     task = progress.add_task(f"{name}", total=n, completed=start) if progress is not None else None
     processed = 0
@@ -132,7 +134,7 @@ def _run_split(name: str, split: Split, bundle, opts: ExtractOptions, start: int
         packed = torch.zeros(b + a_max, dim, dtype=torch.float16)  # rows :b center views, b: augmented
         meta = torch.zeros(b, 2, dtype=torch.int64)  # (image index, ok)
         if j < len(mine):
-            x, xs, idx, ok = next(it)
+            x, xs, idx, ok = finish_batch(path, next(it), ctx.device)
             k, a = len(idx), len(xs)
             packed[:k] = _encode_images(bundle.model, x, ctx.device, b)
             if a:
@@ -163,6 +165,9 @@ def _run_split(name: str, split: Split, bundle, opts: ExtractOptions, start: int
             progress.update(task, completed=covered)
     if writer is not None:
         writer.finish()
+    if path.fallbacks:
+        log.info("decode: %d %s images are not JPEGs nvJPEG takes (PNG, CMYK...): decoded on the CPU",
+                 path.fallbacks, name)
     return processed
 
 
@@ -195,6 +200,7 @@ def extract_features(out: str | Path, dataset: LTDataset, bundle, opts: ExtractO
         if len(dataset.split(s)) == 0:  # an empty split file: a cache of it would train or score nothing
             raise LTBenchError(f"split {s!r} of dataset {dataset.name} has no images (is its split file empty?): "
                                f"nothing to extract; list its images, or leave {s} out of --splits")
+    opts = replace(opts, decode=resolve_decode(opts.decode, ctx.device))  # auto / gpu without CUDA resolved
     config = dict(config or {k: v for k, v in asdict(opts).items() if k not in ("overwrite", "progress")})
     config.pop("overwrite", None)
     config["identity"] = identity(dataset, bundle.info, opts)

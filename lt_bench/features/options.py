@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..data.decode_names import DECODES
 from ..errors import LTBenchError
 from ..options import check_options, comma_list, option, seed_option
 
@@ -26,6 +27,10 @@ class ExtractOptions:
     templates: str = option("simple", "Prompt template set: simple (BALLAD's one) or openai (80).",
                             choices=TEMPLATE_SETS)
     seed: int = seed_option()  # seeds the augmented views (and a random-init model)
+    decode: str = option("pil", "Image input path: pil (BALLAD's PIL transforms, the reference's pixels), fast "
+                         "(libjpeg-turbo + DCT draft scaling + uint8 tensor ops on the CPU; pixels within 1-2 "
+                         "grey levels), gpu (nvJPEG + the same tensor ops on the GPU), auto (gpu on CUDA, "
+                         "else pil). See docs/protocol.md.", choices=DECODES)
     batch_size: int = option(256, "Images per forward pass (per process).", min=1)
     workers: int = option(4, "DataLoader worker processes (0: main process).", min=0)
     skip_bad: bool = option(False, "Leave out unreadable images (recorded in the cache).")

@@ -44,6 +44,8 @@ def identity(dataset: LTDataset, info, opts: ExtractOptions) -> dict:
         "views": int(opts.views),
         "view_budget": int(opts.view_budget),
         "seed": int(opts.seed),
+        # fast and gpu give other pixels than the reference's PIL path (data/decode.py)
+        "decode": opts.decode,
     }
 
 
@@ -55,6 +57,7 @@ def _fileidentity(attrs) -> dict | None:
     if isinstance(ident, dict):
         ident.setdefault("view_budget", 0)  # files from before view budgets had flat views only
         ident.setdefault("quick_gelu", False)  # files from before it was recorded were run with nn.GELU
+        ident.setdefault("decode", "pil")  # files from before it was an option: PIL's pixels
     return ident
 
 

@@ -18,8 +18,10 @@ from torch import nn
 from .. import distributed as dist_
 from ..data import load_dataset
 from ..data.base import LTDataset
+from ..data.decode import resolve_decode
 from ..device import amp_policy, seed_everything
 from ..errors import LTBenchError
+from ..features.items import image_path
 from ..models import create_model
 from . import checkpoint as ckpt_
 from .config import FinetuneConfig
@@ -87,12 +89,10 @@ def build_run(cfg: FinetuneConfig, ctx: dist_.DistContext, out: Path) -> Finetun
     prompts = [cfg.template.replace("{}", c) for c in ds.classnames]
     class_tokens = bundle.tokenizer(prompts).to(device)
 
-    pin = device.type == "cuda"
-    transform = bundle.preprocess_train if cfg.augment else bundle.preprocess_val
-    loader, sampler, loader_gen = train_loader(ds, train_idx, transform, local_batch, ctx.rank, world, cfg.seed,
-                                               cfg.workers, pin)
-    vloader = val_loader(ds, val_name, val_idx, bundle.preprocess_val, max(local_batch, 64), ctx.rank, world,
-                         cfg.workers, pin)
+    path = image_path(bundle, resolve_decode(cfg.decode, device), device)
+    loader, sampler, loader_gen = train_loader(ds, train_idx, path, cfg.augment, local_batch, ctx.rank, world,
+                                               cfg.seed, cfg.workers, device)
+    vloader = val_loader(ds, val_name, val_idx, path, max(local_batch, 64), ctx.rank, world, cfg.workers, device)
     micro_per_epoch = len(loader) if not cfg.steps_per_epoch else min(len(loader), cfg.steps_per_epoch)
     steps_per_epoch = micro_per_epoch // cfg.accum_steps
     if steps_per_epoch < 1:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, fields
 
+from ..data.decode_names import DECODES
 from ..errors import LTBenchError
 from ..options import (check_options, dataset_option, dataset_options_option, device_option, option,
                        out_option, root_option, seed_option, splits_dir_option)
@@ -59,6 +60,9 @@ class FinetuneConfig:
     # data
     augment: bool = option(True, "BALLAD's train augmentation (off: the deterministic eval transform, "
                            "for debugging).", flag="--augment/--no-augment")
+    decode: str = option("pil", "Image input path: pil (BALLAD's PIL transforms, the reference's pixels), fast "
+                         "(libjpeg-turbo + uint8 tensor ops on the CPU), gpu (nvJPEG + tensor ops on the GPU), "
+                         "auto (gpu on CUDA, else pil). See docs/protocol.md.", choices=DECODES)
     workers: int = option(4, "DataLoader worker processes per rank.", min=0)
     val_fraction: float = option(0.1, "Held-out stratified train slice when the dataset has no val split.",
                                  gt=0, lt=1)

@@ -164,9 +164,12 @@ def extract_state(cfg: ExtractConfig) -> tuple[str, str]:
     done: a cache of these settings with every requested split complete; extend: of these
     settings, with requested splits missing (extraction adds them); different: another
     extraction (or not a cache); fresh: no file. The same settings: dataset and the options
-    given, model, weights (a checkpoint by its hash), templates, views, view budget and seed,
-    as recorded in the cache's identity.
+    given, model, weights (a checkpoint by its hash), templates, views, view budget, seed and
+    the resolved decode path (``fast`` and ``gpu`` give other pixels than ``pil``), as recorded
+    in the cache's identity.
     """
+    from ..data.decode import resolve_decode
+    from ..device import resolve_device
     from ..errors import CacheError
     from ..features import FeatureCache
     from ..io import sha256_file
@@ -185,9 +188,11 @@ def extract_state(cfg: ExtractConfig) -> tuple[str, str]:
     weights = ({"checkpoint_sha256": sha256_file(ckpt)} if ckpt.is_file() else {"pretrained": cfg.pretrained})
     want = {"dataset": cfg.dataset, "model": cfg.model, "templates": cfg.templates, "views": cfg.views,
             "view_budget": cfg.view_budget, "seed": cfg.seed,
+            "decode": resolve_decode(cfg.decode, resolve_device(cfg.device)),
             "quick_gelu": builds_quick_gelu(cfg.model, cfg.pretrained), **weights}
     ident.setdefault("view_budget", 0)  # caches from before view budgets
     ident.setdefault("quick_gelu", False)  # caches from before it was recorded ran nn.GELU
+    ident.setdefault("decode", "pil")  # caches from before --decode: PIL's pixels
     diffs = [k for k, v in want.items() if ident.get(k) != v]
     recorded = ident.get("dataset_options") or {}
     diffs += [f"option {k}" for k, v in cfg.dataset_options.items() if not _same_value(recorded.get(k), v)]
