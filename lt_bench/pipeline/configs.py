@@ -19,10 +19,11 @@ from ..heads.config import BASELINES, TRAINED_HEADS
 from ..options import (dataset_option, dataset_options_option, device_option, option, optional_str, out_option,
                        root_option, seed_option, splits_dir_option)
 
-__all__ = ["AdaptConfig", "DatasetsConfig", "DemoConfig", "EvalConfig", "ExtractConfig", "FinetuneConfig", "ReportConfig",
-           "ReproduceConfig", "FORMATS"]
+__all__ = ["AdaptConfig", "DatasetsConfig", "DemoConfig", "EvalConfig", "ExtractConfig", "FinetuneConfig",
+           "LeaderboardConfig", "ReportConfig", "ReproduceConfig", "TuneConfig", "FORMATS", "TUNE_SAMPLERS"]
 
 FORMATS = ("rich", "md", "latex", "csv")
+TUNE_SAMPLERS = ("grid", "tpe")  # lt_bench.tune.space.SAMPLERS (kept here: configs stay torch- and numpy-free)
 
 
 @dataclass
@@ -127,6 +128,65 @@ class ReproduceConfig:
     force: bool = option(False, "Run every step, even those already complete.")
     nproc_per_node: int = option(1, "Run finetune and extract under torchrun with this many processes.", min=1)
     format: str = option("rich", "Format of the final table.", choices=FORMATS, short="-f")
+    seed: int = seed_option()
+    device: str = device_option()
+
+
+def _tuning_options(trials: int):
+    """The options ``tune`` and ``leaderboard`` share, as fields (trials: the default budget)."""
+    return dict(
+        trials=option(trials, "Completed trials wanted per method, those of an earlier run included (grid: at "
+                      "most the grid's size; a method without hyperparameters runs one).", min=1),
+        sampler=option("grid", "grid (the declared grid, in a seeded random order) or tpe (Optuna's TPE).",
+                       choices=TUNE_SAMPLERS),
+        seeds=option(3, "Final fits of the selected configuration on all of train, evaluated on test.", min=1),
+        views=option(True, "Trained heads draw the cached augmented train views.", flag="--views/--no-views"),
+    )
+
+
+_TUNE = _tuning_options(trials=20)
+_BOARD = _tuning_options(trials=8)
+
+
+@dataclass
+class TuneConfig:
+    """`ltbench tune`: select a method's hyperparameters on val, then fit them with several seeds
+    and evaluate on test."""
+
+    features: str = option(None, "Feature cache written by `ltbench extract`.", argument=True, required=True,
+                           from_cli=optional_str)
+    method: str = option(None, "The method (lt_bench.heads.methods; an unknown name lists them).", short="-m",
+                         required=True)
+    out: str = option(None, "The tune folder: study.db (Optuna), results/seed*.json, tune.json; a rerun reuses "
+                      "finished trials and seeds.", short="-o", required=True, from_cli=optional_str)
+    trials: int = _TUNE["trials"]
+    sampler: str = _TUNE["sampler"]
+    seeds: int = _TUNE["seeds"]
+    views: bool = _TUNE["views"]
+    space: tuple[str, ...] = option((), "Override a hyperparameter's search range: NAME=LOW:HIGH or NAME=V1,V2,... "
+                                    "(e.g. lr=0.01:0.5); repeatable.", cli_type=list[str],
+                                    from_cli=lambda v, _: tuple(v or ()))
+    seed: int = seed_option()
+    device: str = device_option()
+
+
+@dataclass
+class LeaderboardConfig:
+    """`ltbench leaderboard`: every method tuned on val, several seeds, one table."""
+
+    features: str = option(None, "Feature cache written by `ltbench extract`.", argument=True, required=True,
+                           from_cli=optional_str)
+    out: str = option(None, "The leaderboard folder: one tune folder per method, leaderboard.{md,tex,csv,json}, "
+                      "per_class_accuracy.png; a rerun reuses finished work.", short="-o", required=True,
+                      from_cli=optional_str)
+    methods: str = option("all", "all, or methods separated by commas (e.g. ncm,ballad,logit_adjusted).")
+    trials: int = _BOARD["trials"]
+    sampler: str = _BOARD["sampler"]
+    seeds: int = _BOARD["seeds"]
+    views: bool = _BOARD["views"]
+    format: str = option("rich", "The table on stdout: rich, md, latex or csv (all four are written to --out).",
+                         choices=FORMATS, short="-f")
+    plot_best: int = option(3, "Methods in the per-class plot (the best by overall accuracy).", min=1)
     seed: int = seed_option()
     device: str = device_option()
 

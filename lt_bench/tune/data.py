@@ -20,13 +20,18 @@ HOLDOUT_FRACTION = 0.1  # Phase A's default val_fraction: the same held-out slic
 
 def cache_identity(cache) -> dict:
     """What makes two caches the same for a tune folder: the content fingerprint when the cache
-    has one, else its provenance without the path (a moved cache is the same cache)."""
+    has one, else its provenance without the path (a moved cache is the same cache) and a hash of
+    its text classifier and train counts (two caches written in the same second differ there)."""
+    import hashlib
+
     fp = getattr(cache, "fingerprint", None)
     if callable(fp):
         fp = fp()
     if fp:
         return {"fingerprint": str(fp)}
-    return {k: v for k, v in cache.provenance().items() if k != "path"}
+    content = hashlib.sha256(np.ascontiguousarray(cache.text_classifier).tobytes()
+                             + np.ascontiguousarray(cache.train_counts).tobytes()).hexdigest()[:16]
+    return {**{k: v for k, v in cache.provenance().items() if k != "path"}, "content_sha256": content}
 
 
 def describe_identity(ident: dict) -> str:

@@ -18,7 +18,9 @@ A tune folder ``DIR``::
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +41,18 @@ STUDY_DB = "study.db"
 CACHE_JSON = "cache.json"
 SUMMARY_JSON = "tune.json"
 BOOTSTRAP_REPS = 1000
+
+
+@contextlib.contextmanager
+def quiet_fits():
+    """Heads log every epoch; a tune logs one line per trial and seed instead."""
+    heads = get_logger("lt_bench.heads")
+    level = heads.level
+    heads.setLevel(max(logging.WARNING, level))
+    try:
+        yield
+    finally:
+        heads.setLevel(level)
 
 
 @dataclass
@@ -76,6 +90,11 @@ def claim_folder(out: Path, identity: dict, what: str) -> None:
     if out.is_dir() and any(p.name not in (".lock",) and not p.name.startswith(".") for p in out.iterdir()):
         raise LTBenchError(f"{out} is not empty and is no {what} folder (it has no {CACHE_JSON}): give another --out")
     write_json(path, {"format": f"lt_bench.{what}", "cache": identity})
+
+
+def claim_folder_for(cache, out: Path, what: str) -> None:
+    """``claim_folder`` for an open cache."""
+    claim_folder(out, cache_identity(cache), what)
 
 
 # -- selection (train + val only) --------------------------------------------------------------
@@ -126,19 +145,27 @@ def select(data: MethodData, method: Method, space: dict[str, Param], out: Path,
         sampler: ``grid`` or ``tpe``.
         seed: the sampler's seed and every trial's fit seed.
     """
+    import optuna
     from optuna.trial import TrialState
 
     if data.val is None:
         raise LTBenchError("selection needs a val split (tune.data.tuning_data makes one)")
     study = _open_study(out, method, space, sampler, seed)
-    done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    spent = (TrialState.COMPLETE, TrialState.PRUNED)  # pruned: a point this data cannot take; it used the budget
+    done = len(study.get_trials(deepcopy=False, states=spent))
     want = min(trials, grid_size(space)) if sampler == "grid" or not space else trials
     sel = Selection({}, float("nan"), done, reused=done)
 
     def objective(trial) -> float:
         t0 = time.perf_counter()
         params = suggest(trial, space)
-        fitted = fit_method(method.name, data, params, seed=seed, device=device)
+        try:
+            with quiet_fits():
+                fitted = fit_method(method.name, data, params, seed=seed, device=device)
+        except LTBenchError as e:  # a point this data cannot take (e.g. k > the train set): skip it
+            log.warning("%s trial %d: %s: %s; skipped", method.name, trial.number, params, e)
+            trial.set_user_attr("error", str(e))
+            raise optuna.TrialPruned(str(e)) from None
         score = mean_class_accuracy(fitted.logits(data.val.features), data.val.labels, data.num_classes)
         trial.set_user_attr("fit_seconds", fitted.seconds)
         sel.fit_seconds.append(fitted.seconds)
@@ -153,9 +180,13 @@ def select(data: MethodData, method: Method, space: dict[str, Param], out: Path,
         study.optimize(objective, n_trials=want - done)
     else:
         log.info("%s: all %d trials done; reusing them", method.name, want)
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        errors = [t.user_attrs.get("error") for t in study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))]
+        raise LTBenchError(f"no trial of {method.name} succeeded ({errors[-1] if errors else 'none ran'}): "
+                           "narrow its search space with --space")
     best = study.best_trial
     sel.params, sel.val_score = dict(best.params), float(best.value)
-    sel.trials = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    sel.trials = len(study.get_trials(deepcopy=False, states=spent))
     return sel
 
 
@@ -197,7 +228,8 @@ def final_fits(cache, method: Method, final: MethodData, test: SplitData, sel: S
             log.info("%s seed %d: %s holds it; reusing it", method.name, s, path)
             pred = np.load(pred_path)
         else:
-            fitted = fit_method(method.name, final, sel.params, seed=s, device=device)
+            with quiet_fits():
+                fitted = fit_method(method.name, final, sel.params, seed=s, device=device)
             logits = fitted.logits(test.features)
             pred = logits.argmax(axis=1).astype(np.int32)
             ev = evaluate(logits, test.labels, cache.train_counts)
