@@ -37,7 +37,7 @@ def run_tune(cfg: TuneConfig, *, cache=None):
     from ..device import resolve_device
     from ..features import FeatureCache
     from ..heads.methods import get_method
-    from ..tune import claim_folder_for, override_space, tune
+    from ..tune import check_tunable, claim_folder_for, override_space, tune
 
     _check(cfg)
     override_space(get_method(cfg.method), cfg.space)  # unknown method or hyperparameter: before any work
@@ -46,6 +46,7 @@ def run_tune(cfg: TuneConfig, *, cache=None):
         with FeatureCache(cfg.features) as c:
             return run_tune(cfg, cache=c)
     with output_lock(cfg.out, directory=True, stale=("config.toml",)):
+        check_tunable(cache)  # before the folder is claimed: a refused cache leaves nothing
         claim_folder_for(cache, Path(cfg.out), "tune")
         write_resolved_config(Path(cfg.out), cfg, "tune")
         return tune(cache, cfg.method, cfg.out, trials=cfg.trials, sampler=cfg.sampler, seeds=cfg.seeds,
@@ -57,7 +58,7 @@ def run_leaderboard(cfg: LeaderboardConfig, *, cache=None):
     ``tune.Board`` (its ``files``: the md, LaTeX, CSV, JSON tables and the plot)."""
     from ..device import resolve_device
     from ..features import FeatureCache
-    from ..tune import claim_folder_for, leaderboard
+    from ..tune import check_tunable, claim_folder_for, leaderboard
     from ..tune.board import resolve_methods
 
     _check(cfg)
@@ -67,6 +68,7 @@ def run_leaderboard(cfg: LeaderboardConfig, *, cache=None):
         with FeatureCache(cfg.features) as c:
             return run_leaderboard(cfg, cache=c)
     with output_lock(cfg.out, directory=True, stale=("config.toml",)):
+        check_tunable(cache)  # before the folder is claimed: a refused cache leaves nothing
         claim_folder_for(cache, Path(cfg.out), "leaderboard")
         write_resolved_config(Path(cfg.out), cfg, "leaderboard")
         return leaderboard(cache, cfg.out, methods=cfg.methods, trials=cfg.trials, sampler=cfg.sampler,

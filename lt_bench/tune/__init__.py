@@ -8,11 +8,11 @@ class-stratified holdout of train); test is read once selection is over (``study
 """
 
 from .board import Board, BoardRow, leaderboard, render_csv, render_latex, render_markdown, render_rich
-from .data import cache_identity, final_data, read_method_data, read_test, tuning_data
+from .data import cache_identity, check_tunable, final_data, read_method_data, read_test, tuning_data
 from .space import SAMPLERS, override_space
 from .study import Selection, TuneResult, bootstrap_ci, claim_folder_for, select, tune, tune_method
 
-__all__ = ["Board", "BoardRow", "SAMPLERS", "Selection", "TuneResult", "bootstrap_ci", "cache_identity", "claim_folder_for",
-           "final_data",
-           "leaderboard", "override_space", "read_method_data", "read_test", "render_csv", "render_latex",
-           "render_markdown", "render_rich", "select", "tune", "tune_method", "tuning_data"]
+__all__ = ["Board", "BoardRow", "SAMPLERS", "Selection", "TuneResult", "bootstrap_ci", "cache_identity", "check_tunable",
+           "claim_folder_for", "final_data", "leaderboard", "override_space", "read_method_data", "read_test",
+           "render_csv", "render_latex", "render_markdown", "render_rich", "select", "tune", "tune_method",
+           "tuning_data"]

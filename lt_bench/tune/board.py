@@ -83,12 +83,13 @@ def leaderboard(cache, out: str | Path, *, methods="all", trials: int = 8, sampl
     """
     from ..heads.methods import get_method
     from ..lock import output_lock
-    from .data import cache_identity, final_data, read_method_data, read_test, tuning_data
+    from .data import cache_identity, check_tunable, final_data, read_method_data, read_test, tuning_data
 
     names = resolve_methods(methods)
     check_budget(trials, seeds)
     out = Path(out)
     identity = cache_identity(cache)
+    check_tunable(cache)
     claim_folder(out, identity, "leaderboard")
     data = read_method_data(cache, views=views)  # once for every method and trial
     tuning, val_source = tuning_data(data)

@@ -41,15 +41,33 @@ def describe_identity(ident: dict) -> str:
     return f"{ident.get('dataset')} / {ident.get('model')}, created {ident.get('created')}"
 
 
-def read_method_data(cache, views: bool = True) -> MethodData:
-    """Train and val of ``cache`` (never test), read once; checks that test exists (by name only)
-    so that a tune does not select for minutes and then find nothing to evaluate on."""
+def check_tunable(cache) -> None:
+    """Refuse, before anything is written, a cache a tune cannot finish on: no train split, no test
+    split (looked up by name, not read: a tune must not select for minutes and then find nothing
+    to evaluate on), or no val split and no class of train with 2 images to hold one out from."""
     if "train" not in cache.splits:
         raise LTBenchError(f"cache {cache.path} has no train split: a tune fits on train; extract one with "
                            "`ltbench extract --splits train,val,test`")
     if "test" not in cache.splits:
         raise LTBenchError(f"cache {cache.path} has no test split to evaluate the selected configuration on: "
                            "extract one with `ltbench extract --splits train,val,test`")
+    if "val" not in cache.splits:
+        _holdout(cache.labels("train"))
+
+
+def _holdout(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    from ..finetune.data import holdout_indices
+
+    keep, held = holdout_indices(labels, HOLDOUT_FRACTION)
+    if len(held) == 0:
+        raise LTBenchError("the cache has no val split and no class with 2 or more train images to hold one "
+                           "out from: extract a val split (`ltbench extract --splits train,val,test`)")
+    return keep, held
+
+
+def read_method_data(cache, views: bool = True) -> MethodData:
+    """Train and val of ``cache`` (never test), read once (``check_tunable`` first)."""
+    check_tunable(cache)
     return method_data(cache, views=views)
 
 
@@ -74,12 +92,7 @@ def tuning_data(data: MethodData) -> tuple[MethodData, str]:
     """
     if data.val is not None:
         return data, "val"
-    from ..finetune.data import holdout_indices
-
-    keep, held = holdout_indices(data.train.labels, HOLDOUT_FRACTION)
-    if len(held) == 0:
-        raise LTBenchError("the cache has no val split and no class with 2 or more train images to hold one "
-                           "out from: extract a val split (`ltbench extract --splits train,val,test`)")
+    keep, held = _holdout(data.train.labels)
     train = _subset(data.train, keep)
     counts = np.bincount(train.labels, minlength=data.num_classes).astype(np.int64)
     return MethodData(train, _subset(data.train, held), data.text_classifier, counts), "train holdout"

@@ -79,9 +79,13 @@ def claim_folder(out: Path, identity: dict, what: str) -> None:
     path = out / CACHE_JSON
     if path.is_file():
         try:
-            old = json.loads(path.read_text(encoding="utf-8")).get("cache")
+            record = json.loads(path.read_text(encoding="utf-8"))
+            kind, old = record.get("format"), record.get("cache")
         except (OSError, ValueError, AttributeError):
-            old = None
+            kind, old = None, None
+        if kind != f"lt_bench.{what}" and isinstance(kind, str) and kind.startswith("lt_bench."):
+            raise LTBenchError(f"{out} is a {kind.removeprefix('lt_bench.')} folder, not a {what} folder: "
+                               "give another --out")
         if old != identity:
             there = describe_identity(old) if isinstance(old, dict) else "an unreadable record"
             raise LTBenchError(f"{out} is a {what} folder of another cache ({there}; this one: "
@@ -317,13 +321,14 @@ def tune(cache, method: str, out: str | Path, *, trials: int = 20, sampler: str 
     """
     from ..heads.methods import get_method
     from ..lock import output_lock
-    from .data import final_data, read_method_data, read_test, tuning_data
+    from .data import check_tunable, final_data, read_method_data, read_test, tuning_data
     from .space import override_space
 
     m = get_method(method)
     full_space = override_space(m, space)
     check_budget(trials, seeds)
     out = Path(out)
+    check_tunable(cache)
     with output_lock(out, directory=True, stale=(SUMMARY_JSON, CACHE_JSON, "results")):
         claim_folder(out, cache_identity(cache), "tune")
         data = read_method_data(cache, views=views)
