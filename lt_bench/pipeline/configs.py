@@ -208,8 +208,8 @@ class DemoConfig:
     views: int = option(0, "Augmented views per train image, flat (instead of --view-budget; 0 = off).", min=0)
     view_budget: int = option(64, "Augmented views by expected Phase B draws, at most this many per image "
                               "(ltbench extract --view-budget; 0 = off).", min=0)
-    head_epochs: int = option(10, "Phase B epochs (BALLAD's 10).", min=1)
-    knn_k: int = option(20, "Neighbours of the kNN baseline.", min=1, cli=False)
+    trials: int = option(4, "Grid points tried on val per method (ltbench leaderboard --trials).", min=1)
+    seeds: int = option(3, "Seeds of each method's selected configuration, evaluated on test.", min=1)
     workers: int = option(2, "DataLoader worker processes.", min=0)
     max_per_class: int = option(1000, "Fashion-MNIST-LT head-class size.", min=1, cli=False)
     imbalance: float = option(100.0, "Max / min train images per class.", min=1, cli=False)
