@@ -150,26 +150,33 @@ def test_the_holdout_keeps_each_images_views(caches):
         np.testing.assert_array_equal(sub.aug.rows[sub.aug.offsets[j]:sub.aug.offsets[j + 1]], split.aug.rows[a:b])
 
 
-def test_a_killed_trial_is_run_again_and_finished_ones_kept(caches, tmp_path):
-    """A kill leaves its trial RUNNING in the storage: the rerun fails it and runs its point again."""
-    import optuna
+def test_an_interrupted_tune_resumes_with_the_points_an_uninterrupted_one_runs(caches, tmp_path, monkeypatch):
+    """Trials run in memory and each finished one is stored at once: an interruption in the 3rd
+    trial keeps the first two, and the rerun runs the rest of the grid in the same order."""
+    import lt_bench.tune.study as study
 
-    from lt_bench.tune.space import suggest
-    from lt_bench.tune.study import _open_study
+    with FeatureCache(caches["val"]) as c:
+        whole = tune(c, "linear", tmp_path / "whole", trials=4, seeds=1)
+    calls = []
+    real = study.fit_method
 
-    out = tmp_path / "t"
-    m = get_method("linear")
+    def dies_on_the_third(*a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # as a kill would, mid-trial
+        return real(*a, **k)
+
+    monkeypatch.setattr(study, "fit_method", dies_on_the_third)
+    with FeatureCache(caches["val"]) as c, pytest.raises(KeyboardInterrupt):
+        tune(c, "linear", tmp_path / "cut", trials=4, seeds=1)
+    assert [t.number for t in _trials(tmp_path / "cut")] == [0, 1]  # finished ones stored, the cut one not
+    monkeypatch.setattr(study, "fit_method", real)
     with FeatureCache(caches["val"]) as c:
-        tune(c, "linear", out, trials=2, seeds=1)
-    study = _open_study(out, m, m.space, "grid", 0)
-    cut = study.ask()  # as a killed run leaves it: started, params drawn, never told
-    suggest(cut, m.space)
-    with FeatureCache(caches["val"]) as c:
-        r = tune(c, "linear", out, trials=3, seeds=1)
-    states = [t.state for t in _trials(out)]
-    assert states.count(optuna.trial.TrialState.FAIL) == 1 and r.selection.reused == 2
-    assert states.count(optuna.trial.TrialState.COMPLETE) == 3 and len(r.selection.trial_seconds) == 1
-    assert _trials(out)[-1].params == cut.params  # the cut-off point was the one run again
+        resumed = tune(c, "linear", tmp_path / "cut", trials=4, seeds=1)
+    assert resumed.selection.reused == 2 and len(resumed.selection.trial_seconds) == 2
+    assert [(t.params, t.value) for t in _trials(tmp_path / "cut")] == [(t.params, t.value)
+                                                                         for t in _trials(tmp_path / "whole")]
+    assert resumed.summary["test"] == whole.summary["test"]
 
 
 def test_space_overrides(caches):

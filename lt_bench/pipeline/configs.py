@@ -141,6 +141,8 @@ def _tuning_options(trials: int):
                        choices=TUNE_SAMPLERS),
         seeds=option(3, "Final fits of the selected configuration on all of train, evaluated on test.", min=1),
         views=option(True, "Trained heads draw the cached augmented train views.", flag="--views/--no-views"),
+        threads=option(0, "torch CPU threads for the fits (0: torch's default; 1 is faster for small heads, "
+                       "whose steps are too small to share between cores).", min=0),
     )
 
 
@@ -163,6 +165,7 @@ class TuneConfig:
     sampler: str = _TUNE["sampler"]
     seeds: int = _TUNE["seeds"]
     views: bool = _TUNE["views"]
+    threads: int = _TUNE["threads"]
     space: tuple[str, ...] = option((), "Override a hyperparameter's search range: NAME=LOW:HIGH or NAME=V1,V2,... "
                                     "(e.g. lr=0.01:0.5); repeatable.", cli_type=list[str],
                                     from_cli=lambda v, _: tuple(v or ()))
@@ -184,6 +187,7 @@ class LeaderboardConfig:
     sampler: str = _BOARD["sampler"]
     seeds: int = _BOARD["seeds"]
     views: bool = _BOARD["views"]
+    threads: int = _BOARD["threads"]
     format: str = option("rich", "The table on stdout: rich, md, latex or csv (all four are written to --out).",
                          choices=FORMATS, short="-f")
     plot_best: int = option(3, "Methods in the per-class plot (the best by overall accuracy).", min=1)
@@ -208,7 +212,7 @@ class DemoConfig:
     views: int = option(0, "Augmented views per train image, flat (instead of --view-budget; 0 = off).", min=0)
     view_budget: int = option(64, "Augmented views by expected Phase B draws, at most this many per image "
                               "(ltbench extract --view-budget; 0 = off).", min=0)
-    trials: int = option(4, "Grid points tried on val per method (ltbench leaderboard --trials).", min=1)
+    trials: int = option(8, "Grid points tried on val per method (ltbench leaderboard --trials).", min=1)
     seeds: int = option(3, "Seeds of each method's selected configuration, evaluated on test.", min=1)
     workers: int = option(2, "DataLoader worker processes.", min=0)
     max_per_class: int = option(1000, "Fashion-MNIST-LT head-class size.", min=1, cli=False)

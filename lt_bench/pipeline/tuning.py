@@ -9,6 +9,7 @@ trials and seeds (``lt_bench.tune.study``).
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from ..io import check_output
@@ -18,6 +19,20 @@ from .configs import LeaderboardConfig, TuneConfig
 from .steps import write_resolved_config
 
 log = get_logger(__name__)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """``torch.set_num_threads(n)`` for the block (0: leave torch's default)."""
+    import torch
+
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _check(cfg) -> None:
@@ -45,7 +60,7 @@ def run_tune(cfg: TuneConfig, *, cache=None):
     if cache is None:
         with FeatureCache(cfg.features) as c:
             return run_tune(cfg, cache=c)
-    with output_lock(cfg.out, directory=True, stale=("config.toml",)):
+    with output_lock(cfg.out, directory=True, stale=("config.toml",)), torch_threads(cfg.threads):
         check_tunable(cache)  # before the folder is claimed: a refused cache leaves nothing
         claim_folder_for(cache, Path(cfg.out), "tune")
         write_resolved_config(Path(cfg.out), cfg, "tune")
@@ -67,7 +82,7 @@ def run_leaderboard(cfg: LeaderboardConfig, *, cache=None):
     if cache is None:
         with FeatureCache(cfg.features) as c:
             return run_leaderboard(cfg, cache=c)
-    with output_lock(cfg.out, directory=True, stale=("config.toml",)):
+    with output_lock(cfg.out, directory=True, stale=("config.toml",)), torch_threads(cfg.threads):
         check_tunable(cache)  # before the folder is claimed: a refused cache leaves nothing
         claim_folder_for(cache, Path(cfg.out), "leaderboard")
         write_resolved_config(Path(cfg.out), cfg, "leaderboard")

@@ -8,8 +8,8 @@ returned (``read_test``: a callable, so a leaderboard reads test once for all it
 
 A tune folder ``DIR``::
 
-    DIR/study.db          Optuna's SQLite storage: every trial, its params and val score. A killed
-                          tune resumes (finished trials are kept, the one cut off is marked failed).
+    DIR/study.db          Optuna's SQLite storage: every finished trial, its params and val score.
+                          A killed tune resumes (finished trials are kept; the one cut off runs again).
     DIR/cache.json        the cache it was made for; another cache is refused
     DIR/results/seed<S>.json       one ``ltbench eval --json`` result per final seed (+ "tune")
     DIR/results/seed<S>.pred.npy   that seed's test predictions (the leaderboard's bootstrap)
@@ -104,35 +104,49 @@ def claim_folder_for(cache, out: Path, what: str) -> None:
 # -- selection (train + val only) --------------------------------------------------------------
 
 def _storage(out: Path):
+    """Optuna's SQLite storage in ``out``, in WAL mode with ``synchronous=NORMAL``: a commit is an
+    append to the log, not an fsync (which cost more than a small head's trial); a killed
+    process loses nothing committed (only a power cut could lose the last trials)."""
+    import sqlite3
+
     import optuna
+    import sqlalchemy
 
-    return optuna.storages.RDBStorage(f"sqlite:///{(out / STUDY_DB).absolute()}",
-                                      engine_kwargs={"connect_args": {"timeout": 60}})
+    path = (out / STUDY_DB).absolute()
+    with contextlib.closing(sqlite3.connect(path)) as con:  # WAL is a property of the file
+        con.execute("PRAGMA journal_mode=WAL")
+    storage = optuna.storages.RDBStorage(f"sqlite:///{path}", engine_kwargs={"connect_args": {"timeout": 60}})
+    sqlalchemy.event.listen(storage.engine, "connect", lambda con, _: con.execute("PRAGMA synchronous=NORMAL"))
+    storage.engine.dispose()  # connections made from here on take the pragma
+    return storage
 
 
-def _open_study(out: Path, method: Method, space: dict[str, Param], sampler: str, seed: int):
+def _open_studies(out: Path, method: Method, space: dict[str, Param], sampler: str, seed: int):
+    """(the study in ``out/study.db``, an in-memory copy of its finished trials to search with).
+
+    Trials run in memory and each finished one is added to the stored study in one transaction
+    (``select``): the storage's bookkeeping stays far below a trial's cost, and a kill never
+    leaves a half-recorded trial. The grid sampler numbers its points by trial number, so a
+    resumed search runs the points an uninterrupted one would.
+    """
     import optuna
-    from optuna.trial import TrialState
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = _storage(out)
-    study = optuna.create_study(study_name=method.name, storage=storage, direction="maximize", load_if_exists=True,
-                                sampler=make_sampler(sampler, space, seed))
+    stored = optuna.create_study(study_name=method.name, storage=_storage(out), direction="maximize",
+                                 load_if_exists=True)
     recorded = {"space": describe_space(space), "sampler": sampler, "seed": seed}
-    old = {k: study.user_attrs.get(k) for k in recorded}
-    if study.get_trials(deepcopy=False) and old != recorded:
+    old = {k: stored.user_attrs.get(k) for k in recorded}
+    finished = [t for t in stored.get_trials(deepcopy=False) if t.state.is_finished()]
+    if finished and old != recorded:
         diff = ", ".join(k for k in recorded if old[k] != recorded[k])
         raise LTBenchError(f"{out / STUDY_DB} holds trials of another search ({diff} differ): rerun with the "
                            "same options, or give another --out")
     for k, v in recorded.items():
-        study.set_user_attr(k, v)
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):  # cut off by a kill: only we hold DIR
-        storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-        if set(t.params) == set(space):  # run that point again (a grid counts a failed point as visited)
-            study.enqueue_trial(dict(t.params), skip_if_exists=False)
-        log.info("%s: trial %d was cut off (killed run); %s", method.name, t.number,
-                 "running it again" if set(t.params) == set(space) else "dropped")
-    return study
+        if old[k] != v:
+            stored.set_user_attr(k, v)
+    memory = optuna.create_study(direction="maximize", sampler=make_sampler(sampler, space, seed))
+    memory.add_trials(finished)
+    return stored, memory
 
 
 def select(data: MethodData, method: Method, space: dict[str, Param], out: Path, *, trials: int, sampler: str,
@@ -144,8 +158,8 @@ def select(data: MethodData, method: Method, space: dict[str, Param], out: Path,
         method: the method (``heads.methods.METHODS``).
         space: its search space (``method.space``, maybe overridden).
         out: the tune folder (Optuna's storage ``study.db`` lives there).
-        trials: completed trials wanted in the study in all (a grid stops at its size);
-            trials finished by an earlier run count.
+        trials: finished trials wanted in the study in all (a grid stops at its size); trials
+            finished by an earlier run count.
         sampler: ``grid`` or ``tpe``.
         seed: the sampler's seed and every trial's fit seed.
     """
@@ -154,14 +168,14 @@ def select(data: MethodData, method: Method, space: dict[str, Param], out: Path,
 
     if data.val is None:
         raise LTBenchError("selection needs a val split (tune.data.tuning_data makes one)")
-    study = _open_study(out, method, space, sampler, seed)
+    stored, study = _open_studies(out, method, space, sampler, seed)
     spent = (TrialState.COMPLETE, TrialState.PRUNED)  # pruned: a point this data cannot take; it used the budget
     done = len(study.get_trials(deepcopy=False, states=spent))
     want = min(trials, grid_size(space)) if sampler == "grid" or not space else trials
     sel = Selection({}, float("nan"), done, reused=done)
+    fits: dict[int, float] = {}
 
     def objective(trial) -> float:
-        t0 = time.perf_counter()
         params = suggest(trial, space)
         try:
             with quiet_fits():
@@ -172,16 +186,25 @@ def select(data: MethodData, method: Method, space: dict[str, Param], out: Path,
             raise optuna.TrialPruned(str(e)) from None
         score = mean_class_accuracy(fitted.logits(data.val.features), data.val.labels, data.num_classes)
         trial.set_user_attr("fit_seconds", fitted.seconds)
-        sel.fit_seconds.append(fitted.seconds)
-        sel.trial_seconds.append(time.perf_counter() - t0)
+        fits[trial.number] = fitted.seconds
         log.info("%s trial %d: %s -> val %.2f (%.1f s)", method.name, trial.number, params or "defaults", score,
                  fitted.seconds)
         return score
 
+    clock = [time.perf_counter()]
+
+    def persist(_, trial) -> None:  # after each trial: one transaction; its wall time, bookkeeping included
+        stored.add_trial(trial)
+        now = time.perf_counter()
+        if trial.number in fits:
+            sel.trial_seconds.append(now - clock[0])
+            sel.fit_seconds.append(fits[trial.number])
+        clock[0] = now
+
     if want > done:
         log.info("%s: %d of %d trials done; running %d (%s sampler, val only)", method.name, done, want, want - done,
                  sampler)
-        study.optimize(objective, n_trials=want - done)
+        study.optimize(objective, n_trials=want - done, callbacks=[persist])
     else:
         log.info("%s: all %d trials done; reusing them", method.name, want)
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
