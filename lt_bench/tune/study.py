@@ -61,8 +61,9 @@ class Selection:
     val_score: float  # mean per-class accuracy (%) on val
     trials: int  # completed trials in the study
     reused: int = 0  # of which were finished by an earlier run
-    trial_seconds: list = field(default_factory=list)  # wall time of each trial run now
-    fit_seconds: list = field(default_factory=list)  # training time inside each trial run now
+    trial_seconds: list = field(default_factory=list)  # wall time of each trial run now, bookkeeping included
+    fit_seconds: list = field(default_factory=list)  # wall time of fit_method inside each of them
+    train_seconds: list = field(default_factory=list)  # the training time each fit reports
 
 
 @dataclass
@@ -124,9 +125,9 @@ def _storage(out: Path):
 def _open_studies(out: Path, method: Method, space: dict[str, Param], sampler: str, seed: int):
     """(the study in ``out/study.db``, an in-memory copy of its finished trials to search with).
 
-    Trials run in memory and each finished one is added to the stored study in one transaction
-    (``select``): the storage's bookkeeping stays far below a trial's cost, and a kill never
-    leaves a half-recorded trial. The grid sampler numbers its points by trial number, so a
+    Trials run in memory and finished ones are added to the stored study (``_Keeper``): the
+    storage's bookkeeping stays far below a trial's cost, and a kill never leaves a half-recorded
+    trial. The grid sampler numbers its points by trial number, so a
     resumed search runs the points an uninterrupted one would.
     """
     import optuna
@@ -147,6 +148,34 @@ def _open_studies(out: Path, method: Method, space: dict[str, Param], sampler: s
     memory = optuna.create_study(direction="maximize", sampler=make_sampler(sampler, space, seed))
     memory.add_trials(finished)
     return stored, memory
+
+
+class _Keeper:
+    """Stores finished trials in the study's database, batched so that storing costs at most
+    ``SHARE`` of the tune's time: a trial of seconds is stored as it ends; trials of a tenth of a
+    second (a 64-d head; one SQLAlchemy transaction costs about a third of one) are stored about
+    every second. A kill -9 loses the trials not yet stored, at most about a second's worth."""
+
+    SHARE = 0.025
+
+    def __init__(self, stored):
+        self.stored, self.pending = stored, []
+        self.per_trial = 0.0  # measured cost of storing one trial (0: not measured yet, store at once)
+        self.since = time.perf_counter()
+
+    def add(self, trial) -> None:
+        self.pending.append(trial)
+        if self.per_trial * len(self.pending) <= self.SHARE * (time.perf_counter() - self.since):
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        t0 = time.perf_counter()
+        for t in self.pending:
+            self.stored.add_trial(t)
+        self.per_trial = (time.perf_counter() - t0) / len(self.pending)
+        self.pending, self.since = [], time.perf_counter()
 
 
 def select(data: MethodData, method: Method, space: dict[str, Param], out: Path, *, trials: int, sampler: str,
@@ -173,10 +202,11 @@ def select(data: MethodData, method: Method, space: dict[str, Param], out: Path,
     done = len(study.get_trials(deepcopy=False, states=spent))
     want = min(trials, grid_size(space)) if sampler == "grid" or not space else trials
     sel = Selection({}, float("nan"), done, reused=done)
-    fits: dict[int, float] = {}
+    fits: dict[int, tuple[float, float]] = {}  # trial number -> (fit_method's wall time, its training time)
 
     def objective(trial) -> float:
         params = suggest(trial, space)
+        t0 = time.perf_counter()
         try:
             with quiet_fits():
                 fitted = fit_method(method.name, data, params, seed=seed, device=device)
@@ -184,27 +214,32 @@ def select(data: MethodData, method: Method, space: dict[str, Param], out: Path,
             log.warning("%s trial %d: %s: %s; skipped", method.name, trial.number, params, e)
             trial.set_user_attr("error", str(e))
             raise optuna.TrialPruned(str(e)) from None
+        fits[trial.number] = (time.perf_counter() - t0, fitted.seconds)
         score = mean_class_accuracy(fitted.logits(data.val.features), data.val.labels, data.num_classes)
-        trial.set_user_attr("fit_seconds", fitted.seconds)
-        fits[trial.number] = fitted.seconds
+        trial.set_user_attr("train_seconds", fitted.seconds)
         log.info("%s trial %d: %s -> val %.2f (%.1f s)", method.name, trial.number, params or "defaults", score,
                  fitted.seconds)
         return score
 
     clock = [time.perf_counter()]
+    keeper = _Keeper(stored)
 
-    def persist(_, trial) -> None:  # after each trial: one transaction; its wall time, bookkeeping included
-        stored.add_trial(trial)
+    def finished(_, trial) -> None:  # after each trial: store it; its wall time, bookkeeping included
+        keeper.add(trial)
         now = time.perf_counter()
         if trial.number in fits:
             sel.trial_seconds.append(now - clock[0])
-            sel.fit_seconds.append(fits[trial.number])
+            sel.fit_seconds.append(fits[trial.number][0])
+            sel.train_seconds.append(fits[trial.number][1])
         clock[0] = now
 
     if want > done:
         log.info("%s: %d of %d trials done; running %d (%s sampler, val only)", method.name, done, want, want - done,
                  sampler)
-        study.optimize(objective, n_trials=want - done, callbacks=[persist])
+        try:
+            study.optimize(objective, n_trials=want - done, callbacks=[finished])
+        finally:  # an error or Ctrl-C keeps every finished trial (only a kill -9 loses the unstored ones)
+            keeper.flush()
     else:
         log.info("%s: all %d trials done; reusing them", method.name, want)
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
