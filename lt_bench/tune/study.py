@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -125,9 +126,9 @@ def _storage(out: Path):
 def _open_studies(out: Path, method: Method, space: dict[str, Param], sampler: str, seed: int):
     """(the study in ``out/study.db``, an in-memory copy of its finished trials to search with).
 
-    Trials run in memory and finished ones are added to the stored study (``_Keeper``): the
-    storage's bookkeeping stays far below a trial's cost, and a kill never leaves a half-recorded
-    trial. The grid sampler numbers its points by trial number, so a
+    Trials run in memory and each finished one is added to the stored study in one transaction:
+    a trial costs one write instead of one per suggested value and attribute, and a kill never
+    leaves a half-recorded trial. The grid sampler numbers its points by trial number, so a
     resumed search runs the points an uninterrupted one would.
     """
     import optuna
@@ -148,34 +149,6 @@ def _open_studies(out: Path, method: Method, space: dict[str, Param], sampler: s
     memory = optuna.create_study(direction="maximize", sampler=make_sampler(sampler, space, seed))
     memory.add_trials(finished)
     return stored, memory
-
-
-class _Keeper:
-    """Stores finished trials in the study's database, batched so that storing costs at most
-    ``SHARE`` of the tune's time: a trial of seconds is stored as it ends; trials of a tenth of a
-    second (a 64-d head; one SQLAlchemy transaction costs about a third of one) are stored about
-    every second. A kill -9 loses the trials not yet stored, at most about a second's worth."""
-
-    SHARE = 0.025
-
-    def __init__(self, stored):
-        self.stored, self.pending = stored, []
-        self.per_trial = 0.0  # measured cost of storing one trial (0: not measured yet, store at once)
-        self.since = time.perf_counter()
-
-    def add(self, trial) -> None:
-        self.pending.append(trial)
-        if self.per_trial * len(self.pending) <= self.SHARE * (time.perf_counter() - self.since):
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.pending:
-            return
-        t0 = time.perf_counter()
-        for t in self.pending:
-            self.stored.add_trial(t)
-        self.per_trial = (time.perf_counter() - t0) / len(self.pending)
-        self.pending, self.since = [], time.perf_counter()
 
 
 def select(data: MethodData, method: Method, space: dict[str, Param], out: Path, *, trials: int, sampler: str,
@@ -222,10 +195,12 @@ def select(data: MethodData, method: Method, space: dict[str, Param], out: Path,
         return score
 
     clock = [time.perf_counter()]
-    keeper = _Keeper(stored)
 
-    def finished(_, trial) -> None:  # after each trial: store it; its wall time, bookkeeping included
-        keeper.add(trial)
+    writer = ThreadPoolExecutor(max_workers=1)  # stores while the next trial trains (in C, GIL released)
+    pending = []
+
+    def finished(_, trial) -> None:  # after each trial: store it (one transaction); its wall time, storing included
+        pending.append(writer.submit(stored.add_trial, trial))
         now = time.perf_counter()
         if trial.number in fits:
             sel.trial_seconds.append(now - clock[0])
@@ -238,8 +213,10 @@ def select(data: MethodData, method: Method, space: dict[str, Param], out: Path,
                  sampler)
         try:
             study.optimize(objective, n_trials=want - done, callbacks=[finished])
-        finally:  # an error or Ctrl-C keeps every finished trial (only a kill -9 loses the unstored ones)
-            keeper.flush()
+        finally:  # every finished trial stored (an error or Ctrl-C included; a kill -9 loses the one in flight)
+            writer.shutdown(wait=True)
+            for f in pending:
+                f.result()
     else:
         log.info("%s: all %d trials done; reusing them", method.name, want)
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
