@@ -18,13 +18,14 @@ from .._options import command, derive, require
     DIR/tune.json; prints the selection and the test accuracy.
     """)
 def tune(ctx: typer.Context, p: dict) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     from lt_bench.options import from_values
     from lt_bench.pipeline import run_tune
     from lt_bench.report.tables import fmt_cell
     from lt_bench.tune.board import fmt_params
+
+    from .report import print_rendered
 
     require(ctx, TuneConfig, p)
     result = run_tune(from_values(TuneConfig, p))
@@ -37,7 +38,7 @@ def tune(ctx: typer.Context, p: dict) -> None:
     cells = [fmt_cell(sum(v) / len(v) if v else None, _std(v)) for v in g.values()]
     t.add_row(fmt_params(s["selected"]), f"{s['val_score']:.1f}", *cells,
               "{:.1f}..{:.1f}".format(*s["overall_ci95"]), f"{sum(s['train_seconds']) / len(s['train_seconds']):.2f}")
-    Console().print(t)
+    print_rendered([t], "rich")
 
 
 def _std(v: list) -> float | None:
