@@ -241,3 +241,15 @@ def test_cli_tune_and_leaderboard(caches, tmp_path):
     assert r.returncode == 0, r.stderr
     rows = r.stdout.splitlines()
     assert rows[0].startswith("method,") and {x.split(",")[0] for x in rows[1:3]} == {"zeroshot", "ncm"}
+
+
+def test_leaderboard_shows_the_published_rows_of_its_dataset_and_backbone(tmp_path):
+    cache = make_synthetic_cache(tmp_path / "inlt.h5", num_classes=5, dim=8, max_per_class=30, test_per_class=3,
+                                 val_per_class=2, dataset="imagenet_lt", model="ViT-B-16", pretrained="openai")
+    with FeatureCache(cache) as c:
+        board = leaderboard(c, tmp_path / "lb", methods="ncm", trials=1, seeds=1)
+    published = [r for r in board.rows if r.published]
+    assert any(r.method == "BALLAD" and r.cells["overall"][0] == 75.7 for r in published)
+    assert board.rows.index(published[0]) == len(board.user_rows)  # below the tuned rows
+    md = (tmp_path / "lb" / "leaderboard.md").read_text()
+    assert "published: Ma et al. 2021" in md and md.rstrip().endswith("-->") and "made by lt_bench" in md

@@ -56,6 +56,15 @@ class Board:
     tunes: dict[str, TuneResult]
     files: dict[str, Path] = field(default_factory=dict)
 
+    def provenance(self) -> str:
+        """``made by lt_bench X; results computed with <environments>`` (a trailing comment)."""
+        from .. import __version__
+        from ..provenance import describe_environment
+
+        envs = list(dict.fromkeys(describe_environment(t.summary.get("environment")) for t in self.tunes.values()))
+        line = f"made by lt_bench {__version__}"
+        return line + ("; results computed with " + " | ".join(e for e in envs if e) if any(envs) else "")
+
     @property
     def user_rows(self) -> list[BoardRow]:
         return [r for r in self.rows if not r.published]
@@ -171,6 +180,7 @@ def render_markdown(board: Board) -> str:
     cites = sorted({r.citation for r in board.rows if r.citation})
     if cites:
         lines += [""] + [f"- {_md(c)}" for c in cites]
+    lines += ["", f"<!-- {board.provenance().replace('--', '-')} -->"]  # "--" may not occur in a comment
     return "\n".join(lines) + "\n"
 
 
@@ -184,7 +194,7 @@ def render_latex(board: Board) -> str:
         if r.published and i > 0 and not board.rows[i - 1].published:
             lines.append(r"\midrule")
         lines.append(" & ".join(latex_escape(c).replace(" ± ", r"$\,\pm\,$") for c in _cells(r)) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", f"% {board.provenance()}"]
     return "\n".join(lines) + "\n"
 
 
@@ -232,7 +242,7 @@ def write_board(board: Board, out: Path, plot_best: int = PLOT_BEST) -> dict[str
     write_text(files["md"], render_markdown(board))
     write_text(files["latex"], render_latex(board))
     write_text(files["csv"], render_csv(board))
-    write_json(files["json"], {"format": "lt_bench.leaderboard", "title": board.title,
+    write_json(files["json"], {"format": "lt_bench.leaderboard", "title": board.title, "provenance": board.provenance(),
                                "rows": [asdict(r) for r in board.rows]})
     best = [r.method for r in board.user_rows][:plot_best]
     if best:
