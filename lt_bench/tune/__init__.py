@@ -12,7 +12,7 @@ from .data import cache_identity, check_tunable, final_data, read_method_data, r
 from .space import SAMPLERS, override_space
 from .study import Selection, TuneResult, bootstrap_ci, claim_folder_for, select, tune, tune_method
 
-__all__ = ["Board", "BoardRow", "SAMPLERS", "Selection", "TuneResult", "bootstrap_ci", "cache_identity", "check_tunable",
-           "claim_folder_for", "final_data", "leaderboard", "override_space", "read_method_data", "read_test",
-           "render_csv", "render_latex", "render_markdown", "render_rich", "select", "tune", "tune_method",
-           "tuning_data"]
+__all__ = ["Board", "BoardRow", "SAMPLERS", "Selection", "TuneResult", "bootstrap_ci", "cache_identity",
+           "check_tunable", "claim_folder_for", "final_data", "leaderboard", "override_space", "read_method_data",
+           "read_test", "render_csv", "render_latex", "render_markdown", "render_rich", "select", "tune",
+           "tune_method", "tuning_data"]

@@ -272,7 +272,7 @@ def final_fits(cache, method: Method, final: MethodData, test: SplitData, sel: S
             logits = fitted.logits(test.features)
             pred = logits.argmax(axis=1).astype(np.int32)
             ev = evaluate(logits, test.labels, cache.train_counts)
-            config = {**fitted.config, **{"method": method.name}}
+            config = {**fitted.config, "method": method.name}
             rec = result_record(ev, head=method.name, kind=method.kind, split="test", cache=cache, config=config,
                                 seed=s, label=method.name, device=device)
             extra = {k: v for k, v in fitted.extra.items() if isinstance(v, (int, float, str, list)) or v is None}
