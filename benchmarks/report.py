@@ -160,6 +160,15 @@ READING = """## Reading these numbers
   batch is converted when drawn, and BALLAD validates every epoch (best-val), the loop runs at
   about 0.80 of the matmul rate (0.84 before, with the whole train set converted to float32
   up front) and peaks lower (1.77 vs 1.81 GB on the 4-view ImageNet-LT-sized cache).
+- **Tuning**: a tune reads the cache once per process; `overhead_ratio` is the share of a
+  trial's time outside the head's fit (sampling, val scoring, Optuna's bookkeeping; the trial's
+  SQLite write runs in a background thread while the next trial trains), on BALLAD trials of a
+  tenth of a second (the demo's size, the hardest case). The leaderboard table's full-size rows
+  are each method's cost once (fit + val and test scoring at its defaults) and the fits a default
+  leaderboard makes of it; their sum is an extrapolation of the whole leaderboard, labelled so.
+  Quick mode also runs the real leaderboard beside its extrapolation: at that small size the
+  per-method fixed costs (opening the study, writing results, the plot) dominate, so the
+  measured time exceeds the sum of the units.
 """
 
 

@@ -12,7 +12,8 @@ from lt_bench.log import setup_logging
 from lt_bench.resources import free_disk, human, is_disk_full
 
 from ._common import ABORTS, CLICK_EXCEPTIONS, USAGE_ERRORS
-from .commands import adapt, datasets, demo, eval as eval_cmd, extract, finetune, report, reproduce
+from .commands import (adapt, datasets, demo, eval as eval_cmd, extract, finetune, leaderboard, report, reproduce,
+                       tune)
 
 app = typer.Typer(
     name="ltbench",
@@ -29,6 +30,8 @@ app.command("extract")(extract.extract)
 app.command("adapt")(adapt.adapt)
 app.command("eval")(eval_cmd.eval_)
 app.command("report")(report.report)
+app.command("tune")(tune.tune)
+app.command("leaderboard")(leaderboard.leaderboard)
 app.command("reproduce")(reproduce.reproduce)
 app.command("demo")(demo.demo)
 

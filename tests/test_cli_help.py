@@ -9,7 +9,7 @@ import pytest
 from _cli import run_cli
 from lt_bench.heads.config import BASELINES, TRAINED_HEADS
 
-COMMANDS = ["datasets", "finetune", "extract", "adapt", "eval", "report", "reproduce", "demo"]
+COMMANDS = ["datasets", "finetune", "extract", "adapt", "eval", "report", "tune", "leaderboard", "reproduce", "demo"]
 
 
 def test_help_lists_every_command():

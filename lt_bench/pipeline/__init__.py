@@ -7,6 +7,8 @@
     run_adapt(AdaptConfig)        cache -> HEAD.pt     -> AdaptResult
     run_eval(EvalConfig)          cache + head         -> result record
     run_report(ReportConfig)      results -> tables    -> ReportResult
+    run_tune(TuneConfig)          select on val, seeds on test     -> tune.TuneResult
+    run_leaderboard(LeaderboardConfig)  every method tuned, one table -> tune.Board
     run_demo(DemoConfig)          the embedded default, end to end
     make_plan / run_plan          a recipe, step by step (``ltbench reproduce``)
 
@@ -16,14 +18,16 @@ the entry points import the heavy parts when called.
 
 from importlib import import_module
 
-from .configs import AdaptConfig, DemoConfig, EvalConfig, ExtractConfig, FinetuneConfig, ReportConfig
+from .configs import (AdaptConfig, DemoConfig, EvalConfig, ExtractConfig, FinetuneConfig, LeaderboardConfig,
+                      ReportConfig, TuneConfig)
 
 _LAZY = {
     "run_finetune": "steps", "run_extract": "steps", "run_adapt": "steps", "run_eval": "steps",
-    "run_report": "steps", "write_resolved_config": "steps", "run_demo": "demo", "make_plan": "reproduce",
-    "run_plan": "reproduce", "load_recipe": "recipes", "shipped_recipes": "recipes",
+    "run_report": "steps", "write_resolved_config": "steps", "run_tune": "tuning", "run_leaderboard": "tuning",
+    "run_demo": "demo", "make_plan": "reproduce", "run_plan": "reproduce", "load_recipe": "recipes", "shipped_recipes": "recipes",
 }
-__all__ = ["AdaptConfig", "DemoConfig", "EvalConfig", "ExtractConfig", "FinetuneConfig", "ReportConfig", *_LAZY]
+__all__ = ["AdaptConfig", "DemoConfig", "EvalConfig", "ExtractConfig", "FinetuneConfig", "LeaderboardConfig",
+           "ReportConfig", "TuneConfig", *_LAZY]
 
 
 def __getattr__(name: str):

@@ -19,10 +19,11 @@ from ..heads.config import BASELINES, TRAINED_HEADS
 from ..options import (dataset_option, dataset_options_option, device_option, option, optional_str, out_option,
                        root_option, seed_option, splits_dir_option)
 
-__all__ = ["AdaptConfig", "DatasetsConfig", "DemoConfig", "EvalConfig", "ExtractConfig", "FinetuneConfig", "ReportConfig",
-           "ReproduceConfig", "FORMATS"]
+__all__ = ["AdaptConfig", "DatasetsConfig", "DemoConfig", "EvalConfig", "ExtractConfig", "FinetuneConfig",
+           "LeaderboardConfig", "ReportConfig", "ReproduceConfig", "TuneConfig", "FORMATS", "TUNE_SAMPLERS"]
 
 FORMATS = ("rich", "md", "latex", "csv")
+TUNE_SAMPLERS = ("grid", "tpe")  # lt_bench.tune.space.SAMPLERS (kept here: configs stay torch- and numpy-free)
 
 
 @dataclass
@@ -143,6 +144,69 @@ class ReproduceConfig:
     device: str = device_option()
 
 
+def _tuning_options(trials: int):
+    """The options ``tune`` and ``leaderboard`` share, as fields (trials: the default budget)."""
+    return dict(
+        trials=option(trials, "Completed trials wanted per method, those of an earlier run included (grid: at "
+                      "most the grid's size; a method without hyperparameters runs one).", min=1),
+        sampler=option("grid", "grid (the declared grid, in a seeded random order) or tpe (Optuna's TPE).",
+                       choices=TUNE_SAMPLERS),
+        seeds=option(3, "Final fits of the selected configuration on all of train, evaluated on test.", min=1),
+        views=option(True, "Trained heads draw the cached augmented train views.", flag="--views/--no-views"),
+        threads=option(0, "torch CPU threads for the fits (0: torch's default; 1 is faster for small heads, "
+                       "whose steps are too small to share between cores).", min=0),
+    )
+
+
+_TUNE = _tuning_options(trials=20)
+_BOARD = _tuning_options(trials=8)
+
+
+@dataclass
+class TuneConfig:
+    """`ltbench tune`: select a method's hyperparameters on val, then fit them with several seeds
+    and evaluate on test."""
+
+    features: str = option(None, "Feature cache written by `ltbench extract`.", argument=True, required=True,
+                           from_cli=optional_str)
+    method: str = option(None, "The method (lt_bench.heads.methods; an unknown name lists them).", short="-m",
+                         required=True)
+    out: str = option(None, "The tune folder: study.db (Optuna), results/seed*.json, tune.json; a rerun reuses "
+                      "finished trials and seeds.", short="-o", required=True, from_cli=optional_str)
+    trials: int = _TUNE["trials"]
+    sampler: str = _TUNE["sampler"]
+    seeds: int = _TUNE["seeds"]
+    views: bool = _TUNE["views"]
+    threads: int = _TUNE["threads"]
+    space: tuple[str, ...] = option((), "Override a hyperparameter's search range: NAME=LOW:HIGH or NAME=V1,V2,... "
+                                    "(e.g. lr=0.01:0.5); repeatable.", cli_type=list[str],
+                                    from_cli=lambda v, _: tuple(v or ()))
+    seed: int = seed_option()
+    device: str = device_option()
+
+
+@dataclass
+class LeaderboardConfig:
+    """`ltbench leaderboard`: every method tuned on val, several seeds, one table."""
+
+    features: str = option(None, "Feature cache written by `ltbench extract`.", argument=True, required=True,
+                           from_cli=optional_str)
+    out: str = option(None, "The leaderboard folder: one tune folder per method, leaderboard.{md,tex,csv,json}, "
+                      "per_class_accuracy.png; a rerun reuses finished work.", short="-o", required=True,
+                      from_cli=optional_str)
+    methods: str = option("all", "all, or methods separated by commas (e.g. ncm,ballad,logit_adjusted).")
+    trials: int = _BOARD["trials"]
+    sampler: str = _BOARD["sampler"]
+    seeds: int = _BOARD["seeds"]
+    views: bool = _BOARD["views"]
+    threads: int = _BOARD["threads"]
+    format: str = option("rich", "The table on stdout: rich, md, latex or csv (all four are written to --out).",
+                         choices=FORMATS, short="-f")
+    plot_best: int = option(3, "Methods in the per-class plot (the best by overall accuracy).", min=1)
+    seed: int = seed_option()
+    device: str = device_option()
+
+
 @dataclass
 class DemoConfig:
     """`ltbench demo`; the defaults are what the README's table was measured with."""
@@ -160,8 +224,8 @@ class DemoConfig:
     views: int = option(0, "Augmented views per train image, flat (instead of --view-budget; 0 = off).", min=0)
     view_budget: int = option(64, "Augmented views by expected Phase B draws, at most this many per image "
                               "(ltbench extract --view-budget; 0 = off).", min=0)
-    head_epochs: int = option(10, "Phase B epochs (BALLAD's 10).", min=1)
-    knn_k: int = option(20, "Neighbours of the kNN baseline.", min=1, cli=False)
+    trials: int = option(8, "Grid points tried on val per method (ltbench leaderboard --trials).", min=1)
+    seeds: int = option(3, "Seeds of each method's selected configuration, evaluated on test.", min=1)
     workers: int = option(2, "DataLoader worker processes.", min=0)
     max_per_class: int = option(1000, "Fashion-MNIST-LT head-class size.", min=1, cli=False)
     imbalance: float = option(100.0, "Max / min train images per class.", min=1, cli=False)
