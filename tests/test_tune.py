@@ -253,3 +253,19 @@ def test_leaderboard_shows_the_published_rows_of_its_dataset_and_backbone(tmp_pa
     assert board.rows.index(published[0]) == len(board.user_rows)  # below the tuned rows
     md = (tmp_path / "lb" / "leaderboard.md").read_text()
     assert "published: Ma et al. 2021" in md and md.rstrip().endswith("-->") and "made by lt_bench" in md
+
+
+def test_post_hoc_values_are_selected_inside_each_trial_not_by_optuna(caches, tmp_path):
+    """tau_norm's tau is searched over its whole grid by every trial's fit (no retraining), so the
+    study searches lr only and the selection carries the tau its best trial chose on val."""
+    out = tmp_path / "tau"
+    with FeatureCache(caches["val"]) as c:
+        r = tune(c, "tau_norm", out, trials=2, seeds=1)
+    trials = [t for t in _trials(out) if t.value is not None]
+    assert len(trials) == 2 and all(set(t.params) == {"lr"} for t in trials)
+    best = max(trials, key=lambda t: t.value)
+    grid = get_method("tau_norm").space["tau_norm"].values()
+    assert r.selection.params == {**best.params, "tau_norm": best.user_attrs["posthoc"]["tau_norm"]}
+    assert r.selection.params["tau_norm"] in grid
+    rec = json.loads((out / r.summary["results"][0]).read_text())
+    assert rec["config"]["tau_norm"] == r.selection.params["tau_norm"]  # the final fit applies it as given

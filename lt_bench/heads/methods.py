@@ -240,9 +240,10 @@ def _check_params(method: Method, params: dict, allowed) -> None:
 
 
 def fit_method(name: str, data: MethodData, params: dict | None = None, seed: int = 0,
-               device: str = "cpu") -> Fitted:
+               device: str = "cpu", space: dict | None = None) -> Fitted:
     """Fit method ``name`` on ``data.train`` with ``params`` over its defaults; post-hoc values
-    left out are selected on ``data.val`` (see the module doc)."""
+    left out are selected on ``data.val`` over the grids of ``space`` (default: the method's own;
+    see the module doc)."""
     method = get_method(name)
     params = dict(params or {})
     posthoc = {k: params.pop(k) for k in method.posthoc if k in params}
@@ -256,7 +257,7 @@ def fit_method(name: str, data: MethodData, params: dict | None = None, seed: in
     missing = [k for k in method.posthoc if k not in posthoc]
     if missing and data.val is not None and len(data.val.labels):
         t0 = time.perf_counter()
-        chosen, scores = _select_on_val(method, fitted, data, posthoc, missing)
+        chosen, scores = _select_on_val(method, fitted, data, posthoc, missing, space or method.space)
         posthoc.update(chosen)
         fitted.extra.update(posthoc_val=scores, posthoc_seconds=time.perf_counter() - t0)
     posthoc = {k: float(posthoc.get(k, method.fixed[k])) for k in method.posthoc}
@@ -367,14 +368,15 @@ def mean_class_accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     return 100.0 * float(per_class.mean())
 
 
-def _select_on_val(method: Method, fitted: Fitted, data: MethodData, given: dict, missing: list) -> tuple:
+def _select_on_val(method: Method, fitted: Fitted, data: MethodData, given: dict, missing: list,
+                   space: dict) -> tuple:
     """The grid values of ``missing`` post-hoc parameters with the best val score, and every score."""
     import itertools
 
-    grids = [method.space[k].values() for k in missing]
+    grids = [space[k].values() for k in missing]
     model = fitted.extra.get("model")
     if hasattr(model, "prime"):  # Tip-Adapter: every beta of the grid in one pass over the cache
-        model.prime(data.val.features, method.space["tip_beta"].values() if "tip_beta" in missing
+        model.prime(data.val.features, space["tip_beta"].values() if "tip_beta" in missing
                     else [given.get("tip_beta", method.fixed["tip_beta"])])
     scores = []
     for combo in itertools.product(*grids):

@@ -123,6 +123,13 @@ def _storage(out: Path):
     return storage
 
 
+def searched(method: Method, space: dict[str, Param]) -> dict[str, Param]:
+    """The part of ``space`` Optuna searches: all but the method's post-hoc parameters, which each
+    trial's fit selects on val over their whole grid without refitting (``heads.methods``:
+    ``Fitted.with_posthoc``), so a trial is one training, not one per post-hoc value."""
+    return {k: p for k, p in space.items() if k not in method.posthoc}
+
+
 def _open_studies(out: Path, method: Method, space: dict[str, Param], sampler: str, seed: int):
     """(the study in ``out/study.db``, an in-memory copy of its finished trials to search with).
 
@@ -146,7 +153,7 @@ def _open_studies(out: Path, method: Method, space: dict[str, Param], sampler: s
     for k, v in recorded.items():
         if old[k] != v:
             stored.set_user_attr(k, v)
-    memory = optuna.create_study(direction="maximize", sampler=make_sampler(sampler, space, seed))
+    memory = optuna.create_study(direction="maximize", sampler=make_sampler(sampler, searched(method, space), seed))
     memory.add_trials(finished)
     return stored, memory
 
@@ -173,16 +180,17 @@ def select(data: MethodData, method: Method, space: dict[str, Param], out: Path,
     stored, study = _open_studies(out, method, space, sampler, seed)
     spent = (TrialState.COMPLETE, TrialState.PRUNED)  # pruned: a point this data cannot take; it used the budget
     done = len(study.get_trials(deepcopy=False, states=spent))
-    want = min(trials, grid_size(space)) if sampler == "grid" or not space else trials
+    optuna_space = searched(method, space)
+    want = min(trials, grid_size(optuna_space)) if sampler == "grid" or not optuna_space else trials
     sel = Selection({}, float("nan"), done, reused=done)
     fits: dict[int, tuple[float, float]] = {}  # trial number -> (fit_method's wall time, its training time)
 
     def objective(trial) -> float:
-        params = suggest(trial, space)
+        params = suggest(trial, optuna_space)
         t0 = time.perf_counter()
         try:
             with quiet_fits():
-                fitted = fit_method(method.name, data, params, seed=seed, device=device)
+                fitted = fit_method(method.name, data, params, seed=seed, device=device, space=space)
         except LTBenchError as e:  # a point this data cannot take (e.g. k > the train set): skip it
             log.warning("%s trial %d: %s: %s; skipped", method.name, trial.number, params, e)
             trial.set_user_attr("error", str(e))
@@ -190,6 +198,7 @@ def select(data: MethodData, method: Method, space: dict[str, Param], out: Path,
         fits[trial.number] = (time.perf_counter() - t0, fitted.seconds)
         score = mean_class_accuracy(fitted.logits(data.val.features), data.val.labels, data.num_classes)
         trial.set_user_attr("train_seconds", fitted.seconds)
+        trial.set_user_attr("posthoc", fitted.posthoc)  # the post-hoc values this fit selected on val
         log.info("%s trial %d: %s -> val %.2f (%.1f s)", method.name, trial.number, params or "defaults", score,
                  fitted.seconds)
         return score
@@ -224,7 +233,7 @@ def select(data: MethodData, method: Method, space: dict[str, Param], out: Path,
         raise LTBenchError(f"no trial of {method.name} succeeded ({errors[-1] if errors else 'none ran'}): "
                            "narrow its search space with --space")
     best = study.best_trial
-    sel.params, sel.val_score = dict(best.params), float(best.value)
+    sel.params, sel.val_score = {**best.params, **best.user_attrs.get("posthoc", {})}, float(best.value)
     sel.trials = len(study.get_trials(deepcopy=False, states=spent))
     return sel
 
