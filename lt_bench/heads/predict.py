@@ -62,7 +62,7 @@ def baseline_logits(cache, name: str, split: str = "test", device: str = "auto",
         if "train" not in cache.splits:
             raise LTBenchError(f"baseline {name!r} needs the train split, and {cache.path} has none "
                                f"(it has: {', '.join(cache.splits) or 'none'}): extract it with `--splits train`")
-        base.fit(cache.features("train"), cache.labels("train"))
+        base.fit(cache.stored_features("train"), cache.labels("train"))  # float16: fit converts by chunk
     x = cache.features(split)
     # FAISS baselines put their index on GPU 0 or keep it on CPU (faiss_backend); zero-shot is numpy
     where = device_label("cuda:0") if getattr(base, "backend", "cpu") == "gpu" else "cpu"
