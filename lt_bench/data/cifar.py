@@ -137,7 +137,8 @@ def load_cifar_lt(spec: CifarFiles, root, imbalance) -> LTDataset:
     have = np.bincount(train_y, minlength=spec.num_classes)
     if (have < counts).any():
         c = int(np.argmax(have < counts))
-        raise LTBenchError(f"{spec.dataset}: the train pickles in {d} have {have[c]} images of class {c}, "
+        files = spec.train[0] if len(spec.train) == 1 else "{" + ",".join(spec.train) + "}"
+        raise LTBenchError(f"{spec.dataset}: {d / files} has {have[c]} images of class {c}, "
                            f"the recipe keeps {counts[c]}: not the full {spec.title} train set")
     keep = cifar_lt_indices(train_y, counts, seed=0)
     splits = {
