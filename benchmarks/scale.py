@@ -27,7 +27,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .shared import long_tail_profile
+from .shared import counts_summing_to, long_tail_profile
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,11 @@ def _profile(most, fewest, groups, total) -> tuple[int, ...]:
 SHAPES = {
     "inat": Shape("iNaturalist 2018", _profile(1000, 2, (842, 4076, 3224), 437_513), 768, 4, 3),
     # the same profile at 1/16 of the classes and images, for CI's quick mode
-    "inat-quick": Shape("iNaturalist 2018 / 16", _profile(1000, 2, (53, 255, 202), 27_344), 768, 4, 3),
+    "inat-16": Shape("iNaturalist 2018 / 16", _profile(1000, 2, (53, 255, 202), 27_344), 768, 4, 3),
+    # the memory ratio's pair: many narrow rows and few classes, so that the stored bytes differ by
+    # hundreds of MB (RSS noise is ~10 MB) while a training epoch stays seconds
+    "ratio-100k": Shape("100,000 x 128", tuple(int(c) for c in counts_summing_to(100_000, 50)), 128, 4, 0),
+    "ratio-400k": Shape("400,000 x 128", tuple(int(c) for c in counts_summing_to(400_000, 50)), 128, 4, 0),
     # ImageNet-LT: 115,846 x 1024, 1280..5 per class (385 / 479 / 136 classes), 4 augmented views
     "imagenet_lt": Shape("ImageNet-LT", _profile(1280, 5, (385, 479, 136), 115_846), 1024, 4, 0),
 }
