@@ -144,6 +144,15 @@ READING = """## Reading these numbers
   batch is converted when drawn, and BALLAD validates every epoch (best-val), the loop runs at
   about 0.80 of the matmul rate (0.84 before, with the whole train set converted to float32
   up front) and peaks lower (1.77 vs 1.81 GB on the 4-view ImageNet-LT-sized cache).
+- **Scale** (iNaturalist 2018's shape: 437,513 x 768, 8,142 classes, 4 views; 3.4 GB of
+  float16) runs every cache command in its own process and reads its peak RSS. adapt holds what
+  it trains on in the stored float16 (views or center views) and converts per batch, so its
+  memory grows by about one stored byte per stored byte (`mem_ratio`, gated <= 1.5; a float32
+  copy would make 3). NCM and kNN add the train features to FAISS from float16 in chunks (the
+  index holds the one float32 copy); ECE reads the softmax's maximum by row chunks, so the
+  (test x classes) float32 logits are eval's one full-size array. The writer row compares
+  `SplitWriter.append` (what `ltbench extract` writes with) with plain h5py writes of the same
+  arrays in the same batches.
 """
 
 

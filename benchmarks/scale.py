@@ -179,7 +179,8 @@ def build(path: Path, shape: Shape, seed: int = 0, batch: int = 256, raw_rows: i
     out = {"rows": shape.n, "write_s": write_s, "rows_per_s": shape.n / write_s, "bytes": path.stat().st_size,
            "growth": peak_rss() - base}
     if raw_rows:
-        out.update(raw_rows=raw_rows, raw_rows_per_s=raw_rows / raw_s, writer_rows_per_s_same_rows=raw_rows / writer_raw_part_s)
+        out.update(raw_rows=raw_rows, raw_rows_per_s=raw_rows / raw_s,
+                   writer_rows_per_s_same_rows=raw_rows / writer_raw_part_s)
     return out
 
 
