@@ -47,3 +47,17 @@ def test_train_head_keeps_center_features_float16_same_result(tmp_path):
                             cache.text_classifier, cfg, device="cpu")
     for (k, va), vb in zip(a.head.state_dict().items(), b.head.state_dict().values()):
         assert torch.equal(va, vb), k
+
+
+def test_knn_votes_by_row_chunks():
+    from lt_bench.heads.baselines import knn_votes
+
+    rng = np.random.default_rng(2)
+    sims = rng.random((50, 7)).astype(np.float32)
+    labels = rng.integers(0, 9, (50, 7))
+    whole = knn_votes(sims, labels, 9, rows=1000)
+    assert np.array_equal(knn_votes(sims, labels, 9, rows=3), whole)
+    expect = np.zeros((50, 9))
+    for i in range(50):
+        np.add.at(expect[i], labels[i], sims[i].astype(np.float64))
+    np.testing.assert_allclose(whole, expect.astype(np.float32), rtol=1e-6)

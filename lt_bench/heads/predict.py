@@ -33,6 +33,8 @@ def trained_logits(cache, head_path: str | Path, split: str = "test", device: st
     head, rec = load_head(head_path, provenance=cache.provenance(), device=dev)
     x = cache.features(split)
     out = np.empty((len(x), cache.num_classes), dtype=np.float32)
+    # the head's own (batch, C) outputs stay near 128 MB whatever C (8,142 iNaturalist classes: 4,096 rows)
+    batch = max(256, min(batch, (1 << 25) // cache.num_classes))
     with torch.no_grad():
         for s in range(0, len(x), batch):
             out[s:s + batch] = head(torch.from_numpy(x[s:s + batch]).to(dev)).float().cpu().numpy()
