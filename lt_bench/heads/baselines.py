@@ -61,6 +61,7 @@ class NCM:
     def logits(self, features, batch: int = 65536) -> np.ndarray:
         q = _normalize(as_faiss_input(features, self.dim, "features"))
         out = np.empty((len(q), self.num_classes), dtype=np.float32)
+        batch = max(256, min(batch, (1 << 25) // self.num_classes))  # each batch's scores ~128 MB whatever C
         for s in range(0, len(q), batch):
             if self.backend == "cpu":
                 # Every class's score is wanted, so no k-selection: FAISS's exhaustive inner
