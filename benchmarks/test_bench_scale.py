@@ -50,6 +50,13 @@ def child(*args: str) -> dict:
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+def timed(benchmark, *args: str) -> dict:
+    """``child(*args)`` as the benchmarked call (median_s: the command's process, imports included)."""
+    out = {}
+    benchmark.pedantic(lambda: out.update(child(*args)), rounds=1, iterations=1)
+    return out
+
+
 @pytest.fixture(scope="module")
 def work():
     WORK.mkdir(parents=True, exist_ok=True)
@@ -93,8 +100,7 @@ def test_bench_scale_extract_writer(benchmark, work):
 
 def test_bench_scale_open(benchmark, work):
     path, _ = cache(work, MAIN)
-    o = child("run", "open", str(path))
-    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    o = timed(benchmark, "run", "open", str(path))
     benchmark.extra_info.update(
         table=TABLE_OPEN, row=shape_label(MAIN) + (" (quick)" if QUICK else ""),
         open_s=round(o["open_s"], 4), read_mb=round(o["open_read_bytes"] / 1e6, 2),
@@ -116,8 +122,7 @@ def test_bench_scale_adapt(benchmark, work, shape, head, center):
     epochs = 2 if shape == "imagenet_lt" else 1
     args = ["run", "adapt", str(path), "--head", head, "--out", str(work / f"{shape}-{head}{center}.pt"),
             "--epochs", str(epochs)] + (["--no-views"] if center else [])
-    r = child(*args)
-    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    r = timed(benchmark, *args)
     stored = s.stored_bytes(views=not center)
     slack = 0.6 if shape == "imagenet_lt" else 1.0
     info = dict(table=TABLE_ADAPT,
@@ -174,10 +179,9 @@ def test_bench_scale_eval(benchmark, work, kind, name):
         head = work / f"{MAIN}-{name}False.pt"
         if not head.exists():
             pytest.skip(f"no {name} head: run test_bench_scale_adapt first")
-        r = child("run", "eval", str(path), "--head", str(head))
+        r = timed(benchmark, "run", "eval", str(path), "--head", str(head))
     else:
-        r = child("run", "eval", str(path), "--baseline", name)
-    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+        r = timed(benchmark, "run", "eval", str(path), "--baseline", name)
     test_n = s.classes * s.test_per_class
     benchmark.extra_info.update(
         table=TABLE_EVAL, row=f"{name} ({kind}), {test_n:,} test x {s.classes:,} classes"
