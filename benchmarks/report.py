@@ -28,6 +28,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 GATES = {
     # (table, row, key): (op, bound)
     ("Phase B: cached features vs images through the frozen model", None, "speedup"): (">=", 100.0),
+    # 1 when adapt keeps the train set float16; a float32 copy of it makes 3 (test_bench_scale.py)
+    ("Scale: adapt memory ratio (peak-RSS growth per stored float16 byte)", None, "mem_ratio"): ("<=", 1.5),
 }
 
 
@@ -169,6 +171,15 @@ READING = """## Reading these numbers
   Quick mode also runs the real leaderboard beside its extrapolation: at that small size the
   per-method fixed costs (opening the study, writing results, the plot) dominate, so the
   measured time exceeds the sum of the units.
+- **Scale** (iNaturalist 2018's shape: 437,513 x 768, 8,142 classes, 4 views; 3.4 GB of
+  float16) runs every cache command in its own process and reads its peak RSS. adapt holds what
+  it trains on in the stored float16 (views or center views) and converts per batch, so its
+  memory grows by about one stored byte per stored byte (`mem_ratio`, gated <= 1.5; a float32
+  copy would make 3). NCM and kNN add the train features to FAISS from float16 in chunks (the
+  index holds the one float32 copy); ECE reads the softmax's maximum by row chunks, so the
+  (test x classes) float32 logits are eval's one full-size array. The writer row compares
+  `SplitWriter.append` (what `ltbench extract` writes with) with plain h5py writes of the same
+  arrays in the same batches.
 """
 
 

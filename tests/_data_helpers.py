@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import pickle
 import struct
 from pathlib import Path
@@ -60,6 +61,73 @@ def write_cifar100(root: Path, train_per_class: int = 500, test_per_class: int =
         pickle.dump({b"fine_label_names": names,
                      b"coarse_label_names": [f"super_{i}".encode() for i in range(20)]}, f, protocol=2)
     return d
+
+
+def write_cifar10(root: Path, train_per_class: int = 5000, test_per_class: int = 1000, seed: int = 0) -> Path:
+    """The CIFAR-10 python pickles (data_batch_1..5, test_batch, batches.meta; bytes keys) in
+    root/cifar-10-batches-py, 10,000 images a batch as the originals."""
+    d = root / "cifar-10-batches-py"
+    d.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+
+    def dump(name, labels):
+        obj = {b"batch_label": name.encode(), b"labels": labels.tolist(),
+               b"data": rng.integers(0, 256, size=(len(labels), 3072), dtype=np.uint8),
+               b"filenames": [f"img_{i}.png".encode() for i in range(len(labels))]}
+        with open(d / name, "wb") as f:
+            pickle.dump(obj, f, protocol=2)
+
+    train = np.tile(np.arange(10), train_per_class)
+    rng.shuffle(train)
+    for b, part in enumerate(np.array_split(train, 5), start=1):
+        dump(f"data_batch_{b}", part)
+    test = np.tile(np.arange(10), test_per_class)
+    rng.shuffle(test)
+    dump("test_batch", test)
+    names = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse", b"ship", b"truck"]
+    with open(d / "batches.meta", "wb") as f:
+        pickle.dump({b"label_names": names, b"num_cases_per_batch": 10000, b"num_vis": 3072}, f, protocol=2)
+    return d
+
+
+INAT_KINGDOMS = ("Plantae", "Animalia", "Fungi")
+
+
+def inat_categories(num_classes: int) -> list[dict]:
+    """categories.json entries as the official file has them (id, name, taxonomy), in an order
+    that is neither by id nor by name, so that a loader mapping by sorted names gets it wrong."""
+    cats = [{"id": i, "name": f"Species {chr(ord('z') - i % 26)}{i:04d}", "kingdom": INAT_KINGDOMS[i % 3],
+             "genus": f"Genus{i}"} for i in range(num_classes)]
+    return cats[::-1]
+
+
+def write_inaturalist(root: Path, train_counts: list[int], test_per_class: int = 3, annotation: str = "categories",
+                      images: bool = False, year: int = 2018) -> dict[str, list[str]]:
+    """iNaturalist18_{train,val}.txt (``train_val2018/<kingdom>/<id>/<hash>.jpg <id>``) and the
+    annotation: ``categories.json`` (a list) or ``train2018.json`` ({"images", "annotations",
+    "categories"}); tiny JPEGs at those paths when ``images``. ``year=2017`` writes 2017-style paths."""
+    root.mkdir(parents=True, exist_ok=True)
+    c = len(train_counts)
+    folder = "train_val2018" if year == 2018 else "train_val_images"
+    out = {}
+    for split, counts in (("train", train_counts), ("val", [test_per_class] * c)):
+        lines = []
+        for label, n in enumerate(counts):
+            for k in range(n):
+                rel = f"{folder}/{INAT_KINGDOMS[label % 3]}/{label}/{split}{k:04d}{label:05d}.jpg"
+                if images:
+                    write_png(root / rel, value=label + k, fmt="JPEG")
+                lines.append(f"{rel} {label}")
+        np.random.default_rng(len(lines)).shuffle(lines)
+        (root / f"iNaturalist18_{split}.txt").write_text("\n".join(lines) + "\n")
+        out[split] = lines
+    cats = inat_categories(c)
+    if annotation == "categories":
+        (root / "categories.json").write_text(json.dumps(cats))
+    else:
+        (root / f"{annotation}.json").write_text(json.dumps({"info": {"year": 2018}, "images": [], "annotations": [],
+                                                            "categories": cats}))
+    return out
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:

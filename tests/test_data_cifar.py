@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from _data_helpers import write_cifar100
+from _data_helpers import write_cifar10, write_cifar100
 from lt_bench.data import load_dataset, shot_groups
 from lt_bench.errors import LTBenchError
 
@@ -82,3 +82,53 @@ def test_errors(tmp_path, cifar_root):
         load_dataset("cifar100_lt", root=tmp_path)
     with pytest.raises(LTBenchError, match="imbalance must be one of 10, 50, 100"):
         load_dataset("cifar100_lt", root=cifar_root, imbalance=20)
+
+
+@pytest.fixture(scope="module")
+def cifar10_root(tmp_path_factory):
+    """The CIFAR-10 pickles at full size (5,000 train images per class), written once per module."""
+    root = tmp_path_factory.mktemp("cifar10")
+    write_cifar10(root)
+    return root
+
+
+@pytest.mark.parametrize("imb,total,last", [(100, 12_406, 50), (50, 13_996, 100), (10, 20_431, 500)])
+def test_cifar10_lt_counts(cifar10_root, imb, total, last):
+    ds = load_dataset("cifar10_lt", root=cifar10_root, imbalance=imb)
+    assert ds.num_classes == 10 and ds.classnames[0] == "airplane"
+    assert len(ds.split("train")) == total and ds.train_counts[0] == 5000 and ds.train_counts[9] == last
+    assert len(ds.split("test")) == 10_000 and "val" not in ds.splits
+    assert ds.options == {"imbalance": imb}
+
+
+def test_cifar10_selection_matches_cao_reference_code(cifar10_root):
+    """Same images as LDAM-DRW's IMBALANCECIFAR10: torchvision's batch order, global seed 0, shuffle per class."""
+    import pickle
+    data, targets = [], []
+    for b in range(1, 6):
+        with open(cifar10_root / "cifar-10-batches-py" / f"data_batch_{b}", "rb") as f:
+            d = pickle.load(f, encoding="bytes")
+        data.append(d[b"data"])
+        targets.extend(d[b"labels"])
+    data = np.vstack(data).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    targets = np.array(targets, dtype=np.int64)
+    state = np.random.get_state()
+    try:
+        np.random.seed(0)
+        expected = []
+        for c in np.unique(targets):
+            n = int(5000 * (0.01 ** (c / 9.0)))
+            idx = np.where(targets == c)[0]
+            np.random.shuffle(idx)
+            expected.append(data[idx[:n], ...])
+    finally:
+        np.random.set_state(state)
+    ds = load_dataset("cifar10_lt", root=cifar10_root)
+    assert np.array_equal(ds.split("train").arrays, np.vstack(expected))
+
+
+def test_cifar10_errors(tmp_path, cifar10_root):
+    with pytest.raises(LTBenchError, match="no CIFAR-10 python pickles"):
+        load_dataset("cifar10_lt", root=tmp_path)
+    with pytest.raises(LTBenchError, match="imbalance must be one of"):
+        load_dataset("cifar10_lt", root=cifar10_root, imbalance=200)

@@ -35,7 +35,7 @@ def test_template_sets():
     assert get_templates("simple") == ["a photo of a {}."]
     openai = get_templates("openai")
     assert len(openai) == 80 and all(t.count("{}") == 1 for t in openai)
-    assert openai[0] == "a bad photo of a {}." and list_template_sets() == ["openai", "simple"]
+    assert openai[0] == "a bad photo of a {}." and list_template_sets() == ["openai", "simple", "species"]
     with pytest.raises(LTBenchError, match="unknown template set 'x'; known: openai, simple"):
         get_templates("x")
 

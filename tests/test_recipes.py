@@ -12,7 +12,8 @@ from lt_bench.pipeline.recipes import RECIPE_KEYS, STEP_OPTIONS, STEPS, load_rec
 from lt_bench.pipeline.reproduce import make_plan
 
 BALLAD = ["ballad_imagenet_lt_rn50", "ballad_imagenet_lt_vitb16", "ballad_places_lt_vitb16",
-          "ballad_cifar100_lt_vitb16"]
+          "ballad_cifar100_lt_vitb16", "ballad_cifar10_lt_vitb16", "ballad_inaturalist2018_vitb16"]
+NO_VAL = ("cifar", "inaturalist")  # datasets without a val split: the last epoch's head is kept
 
 
 def real_options(step: str) -> set[str] | None:
@@ -64,7 +65,7 @@ def test_ballad_reference_hyperparameters(name):
     assert (ad["head"], ad["alpha"], ad["lr"], ad["epochs"], ad["batch_size"]) == ("ballad", 0.2, 0.2, 10, 512)
     assert (ad["sampler"], ad["k_per_class"], ad["momentum"], ad["weight_decay"]) == ("class_aware", 4, 0.9, 5e-4)
     # the reference's schedule and tested epoch (CIFAR-100-LT has no val split to select on)
-    assert ad["schedule"] == "reference" and ad["select"] == ("last" if "cifar100" in name else "best-val")
+    assert ad["schedule"] == "reference" and ad["select"] == ("last" if any(d in name for d in NO_VAL) else "best-val")
     assert ev["methods"] == ["zeroshot", "ballad"]
 
 
@@ -73,7 +74,9 @@ def test_recipe_models_and_datasets():
     assert got == {"ballad_imagenet_lt_rn50": ("imagenet_lt", "RN50"),
                    "ballad_imagenet_lt_vitb16": ("imagenet_lt", "ViT-B-16"),
                    "ballad_places_lt_vitb16": ("places_lt", "ViT-B-16"),
-                   "ballad_cifar100_lt_vitb16": ("cifar100_lt", "ViT-B-16")}
+                   "ballad_cifar100_lt_vitb16": ("cifar100_lt", "ViT-B-16"),
+                   "ballad_cifar10_lt_vitb16": ("cifar10_lt", "ViT-B-16"),
+                   "ballad_inaturalist2018_vitb16": ("inaturalist2018", "ViT-B-16")}
     assert load_recipe("ballad_cifar100_lt_vitb16").dataset["options"] == {"imbalance": 100}
 
 

@@ -9,7 +9,7 @@ from .verify import verify_images
 
 # Importing the loaders registers them.
 from . import synthetic  # noqa: E402,F401
-from . import cifar, fashion_mnist, folder, oltr  # noqa: E402,F401
+from . import cifar, fashion_mnist, folder, inaturalist, oltr  # noqa: E402,F401
 
 __all__ = [
     "FEW_SHOT_MAX", "MANY_SHOT_MIN", "SPLITS", "DatasetInfo", "ImageSplitDataset", "LTDataset",

@@ -1,6 +1,7 @@
 """Prompt template sets: a class name goes where ``{}`` is.
 
-``simple`` is BALLAD's single template (the default everywhere in lt_bench); ``openai`` is the
+``simple`` is BALLAD's single template (the default everywhere in lt_bench); ``species`` its
+species-aware variant (iNaturalist); ``openai`` is the
 80-template ImageNet ensemble of the CLIP paper, taken from open_clip (where they are lambdas)
 and turned into format strings so that they can be stored in a cache and compared.
 Class names are used as the datasets give them (they supply prompt-ready names).
@@ -11,6 +12,9 @@ from __future__ import annotations
 from ..errors import LTBenchError, known
 
 SIMPLE_TEMPLATES = ("a photo of a {}.",)
+# For species names (iNaturalist's Latin binomials), which alone say little to a text encoder:
+# the "a type of <kind>" pattern of CLIP's fine-grained prompts (Food-101's "a type of food").
+SPECIES_TEMPLATES = ("a photo of a {}, a type of species.",)
 
 
 def _openai_templates() -> tuple[str, ...]:
@@ -20,7 +24,7 @@ def _openai_templates() -> tuple[str, ...]:
     return tuple(t("{}") for t in OPENAI_IMAGENET_TEMPLATES)
 
 
-_SETS = {"simple": lambda: SIMPLE_TEMPLATES, "openai": _openai_templates}
+_SETS = {"simple": lambda: SIMPLE_TEMPLATES, "species": lambda: SPECIES_TEMPLATES, "openai": _openai_templates}
 
 
 def list_template_sets() -> list[str]:
@@ -28,7 +32,7 @@ def list_template_sets() -> list[str]:
 
 
 def get_templates(name: str) -> list[str]:
-    """The templates of set ``name`` (``simple`` or ``openai``), each with one ``{}``."""
+    """The templates of set ``name`` (``simple``, ``species`` or ``openai``), each with one ``{}``."""
     if name not in _SETS:
         raise LTBenchError(f"unknown template set {name!r}; known: {known(_SETS)}")
     return list(_SETS[name]())

@@ -10,7 +10,7 @@ from ..errors import LTBenchError
 from ..options import check_options, comma_list, option, seed_option
 
 SPLIT_NAMES = ("train", "val", "test")
-TEMPLATE_SETS = ("simple", "openai")  # lt_bench.data.prompts
+TEMPLATE_SETS = ("simple", "species", "openai")  # lt_bench.data.prompts
 
 
 @dataclass
@@ -24,7 +24,8 @@ class ExtractOptions:
     view_budget: int = option(0, "Augmented views by expected Phase B draws: an image of class c gets "
                               "min(M, ceil(its expected draws under the class-aware sampler in BALLAD's "
                               "Phase B)), at least 1; 0 = off. Excludes --views.", min=0)
-    templates: str = option("simple", "Prompt template set: simple (BALLAD's one) or openai (80).",
+    templates: str = option("simple", "Prompt template set: simple (BALLAD's one), species ('a photo of a {}, a type of "
+                            "species.', for iNaturalist) or openai (80).",
                             choices=TEMPLATE_SETS)
     seed: int = seed_option()  # seeds the augmented views (and a random-init model)
     decode: str = option("pil", "Image input path: pil (BALLAD's PIL transforms, the reference's pixels), fast "

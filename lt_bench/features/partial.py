@@ -104,6 +104,11 @@ class SplitWriter:
             f.flush()
         self.g = f[name]
         self._recover_compaction()
+        # Handles and counters kept here, not looked up per batch: at 256 rows a batch the lookups
+        # cost more than writing the rows (BENCHMARKS.md, writer vs raw h5py).
+        self._ds = {k: self.g[k] for k in ROW_DATASETS if k in self.g}
+        self._n_done = self.n_done
+        self._a_done = int(self._ds["aug_offsets"][self._n_done]) if "aug_offsets" in self._ds else 0
         feats, aug = self.g["features"], self.g.get("aug_features")
         if feats.shape[1] != dim or (aug is not None) != self.has_views or (
                 aug is not None and (aug.ndim != 2 or aug.shape[1] != dim or "aug_offsets" not in self.g)):
@@ -128,18 +133,21 @@ class SplitWriter:
                paths: list[str], skipped: list[str], n_seen: int) -> None:
         """Write rows at ``n_done`` (augmented rows at ``aug_offsets[n_done]``, ``aug_counts`` per
         row), flush, then advance ``n_done``/``n_seen`` (and flush again)."""
-        n0 = self.n_done
+        ds = self._ds
+        n0 = self._n_done
         n1 = n0 + len(labels)
+        a1 = self._a_done
         if n1 > n0:
-            self.g["features"][n0:n1] = feats
+            ds["features"][n0:n1] = feats
             if self.has_views:
-                off = self.g["aug_offsets"]
-                a0 = int(off[n0])
+                a0 = self._a_done
                 if len(aug):
-                    self.g["aug_features"][a0:a0 + len(aug)] = aug
-                off[n0 + 1:n1 + 1] = a0 + np.cumsum(aug_counts)
-            self.g["labels"][n0:n1] = labels
-            self.g["paths"][n0:n1] = np.array(paths, dtype=object)
+                    ds["aug_features"][a0:a0 + len(aug)] = aug
+                ends = a0 + np.cumsum(aug_counts)
+                ds["aug_offsets"][n0 + 1:n1 + 1] = ends
+                a1 = int(ends[-1])
+            ds["labels"][n0:n1] = labels
+            ds["paths"][n0:n1] = np.array(paths, dtype=object)
         if skipped:
             if "skipped_paths" not in self.g:
                 self.g.create_dataset("skipped_paths", shape=(0,), maxshape=(None,), dtype=STR, chunks=(1024,))
@@ -148,9 +156,10 @@ class SplitWriter:
             ds.resize((k + len(skipped),))
             ds[k:] = np.array(skipped, dtype=object)
         self.f.flush()  # rows on disk before the counters say so
-        self.g.attrs["n_done"] = n1
-        self.g.attrs["n_seen"] = n_seen
+        self.g.attrs.modify("n_done", n1)  # in place: ``attrs[k] = v`` deletes and recreates
+        self.g.attrs.modify("n_seen", n_seen)
         self.f.flush()
+        self._n_done, self._a_done = n1, a1
 
     def _recover_compaction(self) -> None:
         # Partials of lt_bench before checksummed caches were compacted in place by finish(): a

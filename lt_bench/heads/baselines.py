@@ -35,7 +35,9 @@ class ZeroShot:
 
     def logits(self, features) -> np.ndarray:
         f = _normalize(np.asarray(features, dtype=np.float32))
-        return self.scale * (f @ self.t.T)
+        out = f @ self.t.T
+        out *= self.scale  # in place: the (N, C) logits are the one full-size array of an eval
+        return out
 
 
 class NCM:
@@ -47,9 +49,10 @@ class NCM:
         self.backend = choose_faiss_backend(device)
 
     def fit(self, features, labels) -> "NCM":
-        x = _normalize(as_faiss_input(features, self.dim, "train features"))
         labels = np.asarray(labels, dtype=np.int64)
-        sums = _class_sums(labels, x, self.num_classes)
+        sums = np.zeros((self.num_classes, self.dim), dtype=np.float32)
+        for s, x in _normalized_chunks(features, self.dim, "train features"):
+            sums += _class_sums(labels[s:s + len(x)], x, self.num_classes)
         self.means = np.ascontiguousarray(_normalize(sums).astype(np.float32))  # a class without images: zero mean
         self.index = ip_index(self.dim, self.backend)
         self.index.add(self.means)
@@ -58,6 +61,7 @@ class NCM:
     def logits(self, features, batch: int = 65536) -> np.ndarray:
         q = _normalize(as_faiss_input(features, self.dim, "features"))
         out = np.empty((len(q), self.num_classes), dtype=np.float32)
+        batch = max(256, min(batch, (1 << 25) // self.num_classes))  # each batch's scores ~128 MB whatever C
         for s in range(0, len(q), batch):
             if self.backend == "cpu":
                 # Every class's score is wanted, so no k-selection: FAISS's exhaustive inner
@@ -66,7 +70,18 @@ class NCM:
             else:
                 sims, ids = self.index.search(q[s:s + batch], self.num_classes)
                 np.put_along_axis(out[s:s + batch], ids, sims, axis=1)
-        return self.scale * out
+        out *= self.scale
+        return out
+
+
+def _normalized_chunks(features, dim: int, what: str, rows: int = 65536):
+    """``(start, normalised float32 rows)`` of ``features`` (any float dtype, e.g. a cache's
+    float16) ``rows`` at a time: a baseline's fit never holds a float32 copy of the whole train
+    set beside its own (437,513 x 768 iNaturalist keys: 1.3 GB each)."""
+    if np.ndim(features) != 2 or np.shape(features)[1] != dim:
+        raise LTBenchError(f"{what} have shape {tuple(np.shape(features))}, expected (N, {dim})")
+    for s in range(0, len(features), rows):
+        yield s, _normalize(as_faiss_input(features[s:s + rows], dim, what))
 
 
 def _class_sums(labels: np.ndarray, x: np.ndarray, num_classes: int) -> np.ndarray:
@@ -93,12 +108,13 @@ class KNN:
         self.backend = choose_faiss_backend(device)
 
     def fit(self, features, labels) -> "KNN":
-        x = _normalize(as_faiss_input(features, self.dim, "train features"))
-        if self.k > len(x):
-            raise LTBenchError(f"--k {self.k} is larger than the train set ({len(x)} images): use --k {len(x)} or less")
+        n = len(features)
+        if self.k > n:
+            raise LTBenchError(f"--k {self.k} is larger than the train set ({n} images): use --k {n} or less")
         self.labels = np.asarray(labels, dtype=np.int64)
         self.index = ip_index(self.dim, self.backend)
-        self.index.add(x)
+        for _, x in _normalized_chunks(features, self.dim, "train features"):
+            self.index.add(x)  # the index holds the one float32 copy of the keys
         return self
 
     def neighbours(self, features) -> tuple[np.ndarray, np.ndarray]:
@@ -112,15 +128,25 @@ class KNN:
 
     def logits(self, features) -> np.ndarray:
         sims, ids = self.neighbours(features)
-        return self.scale / self.k * knn_votes(sims, self.labels[ids], self.num_classes)
+        out = knn_votes(sims, self.labels[ids], self.num_classes)
+        out *= self.scale / self.k
+        return out
 
 
-def knn_votes(sims: np.ndarray, neighbour_labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """(N, C) summed similarity per class of each row's neighbours."""
+def knn_votes(sims: np.ndarray, neighbour_labels: np.ndarray, num_classes: int, rows: int = 4096) -> np.ndarray:
+    """(N, C) float32 summed similarity per class of each row's neighbours.
+
+    Summed in float64 ``rows`` rows at a time: a float64 (N, C) intermediate would be twice the
+    logits (24,426 x 8,142 iNaturalist queries: 1.6 GB).
+    """
     n = len(sims)
-    flat = (np.arange(n)[:, None] * num_classes + neighbour_labels).ravel()
-    return np.bincount(flat, weights=sims.ravel().astype(np.float64), minlength=n * num_classes) \
-        .reshape(n, num_classes).astype(np.float32)
+    out = np.empty((n, num_classes), dtype=np.float32)
+    for s in range(0, n, rows):
+        lab, w = neighbour_labels[s:s + rows], sims[s:s + rows]
+        flat = (np.arange(len(lab))[:, None] * num_classes + lab).ravel()
+        out[s:s + rows] = np.bincount(flat, weights=w.ravel().astype(np.float64),
+                                      minlength=len(lab) * num_classes).reshape(len(lab), num_classes)
+    return out
 
 
 @register_head("zeroshot", kind="baseline", needs_train=False, defaults={"scale": 100.0})

@@ -41,6 +41,8 @@ def trained_logits(cache, head_path: str | Path, split: str = "test", device: st
     head = apply_posthoc(head, cache.text_classifier, **steps).to(dev)
     x = cache.features(split)
     out = np.empty((len(x), cache.num_classes), dtype=np.float32)
+    # the head's own (batch, C) outputs stay near 128 MB whatever C (8,142 iNaturalist classes: 4,096 rows)
+    batch = max(256, min(batch, (1 << 25) // cache.num_classes))
     with torch.no_grad():
         for s in range(0, len(x), batch):
             out[s:s + batch] = head(torch.from_numpy(x[s:s + batch]).to(dev)).float().cpu().numpy()
@@ -71,7 +73,7 @@ def baseline_logits(cache, name: str, split: str = "test", device: str = "auto",
             raise LTBenchError(f"baseline {name!r} needs the train split, and {cache.path} has none "
                                f"(it has: {', '.join(cache.splits) or 'none'}): extract it with `--splits train`")
         aug = {"aug": cache.aug_features("train")} if getattr(base, "uses_views", False) else {}
-        base.fit(cache.features("train"), cache.labels("train"), **aug)
+        base.fit(cache.stored_features("train"), cache.labels("train"), **aug)  # float16: fit converts by chunk
     x = cache.features(split)
     # FAISS baselines put their index on GPU 0 or keep it on CPU (faiss_backend); zero-shot is numpy
     where = device_label("cuda:0") if getattr(base, "backend", "cpu") == "gpu" else "cpu"

@@ -1,8 +1,8 @@
 """Train a head on cached features (Phase B): the whole train set in memory, steps are tensor ops.
 
-The train set lives on the chosen device as one tensor: the (N, D) center views in float32, or,
-when the cache has augmented views and ``views`` is on, all images' views (M, D) in the dtype
-they were read in (float16 from a cache: half the memory; a step casts its batch to float32)
+The train set lives on the chosen device as one tensor in the dtype it was read in (float16 from
+a cache: half the memory of float32; a step casts its batch to float32): the (N, D) center
+views or, when the cache has augmented views and ``views`` is on, all images' views (M, D)
 with their offsets (N + 1): a drawn sample i takes view ``offsets[i] + floor(u * count[i])``,
 u uniform in [0, 1), one of its own views uniformly, whatever each image's count (cache format
 v2's ragged views; a v1 cache's V views per image are the case ``offsets = V * i``). An epoch
@@ -144,11 +144,7 @@ def train_on_arrays(features, labels, train_counts, text_classifier, config: Tra
         if bool((count < 1).any()):
             raise LTBenchError(f"{int((count < 1).sum())} train images have no augmented view: train with --no-views, "
                                "or re-extract with --views or --view-budget")
-        source = torch.as_tensor(rows).to(dev)  # kept in the dtype it was read in (float16 from a cache)
-        if not source.is_floating_point() or source.dtype == torch.float64:
-            source = source.to(torch.float32)
-    else:
-        source = torch.as_tensor(features).to(dev, torch.float32)
+    source = _stored(rows if use_views else features, dev)
     if source.shape[-1] != d:
         raise LTBenchError(f"train features have dimension {source.shape[-1]} but the text classifier {d}")
     source = source.contiguous()
@@ -251,6 +247,13 @@ def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
 
 
+def _stored(x, dev: torch.device) -> torch.Tensor:
+    """``x`` on ``dev`` in the dtype it was read in (float16 from a cache; float64 and integers as
+    float32): the whole train set is never converted, each step converts its batch."""
+    t = torch.as_tensor(x).to(dev)
+    return t if t.is_floating_point() and t.dtype != torch.float64 else t.to(torch.float32)
+
+
 def _ragged(aug, n: int) -> tuple:
     """(rows (M, D), offsets (N + 1,) int64 CPU tensor) of ``(rows, offsets)`` or of an (N, V, D) array."""
     if isinstance(aug, tuple):
@@ -281,7 +284,8 @@ def train_head(cache, config: TrainConfig, device: str | torch.device = "auto", 
     """
     labels = cache.labels(split)  # raises CacheError when missing or incomplete
     aug = cache.aug_features(split) if config.views else None
-    feats = cache.features(split) if aug is None else None  # the center view is unused when views are
+    # stored dtype (float16): the step converts its batch; the center view is unused when views are
+    feats = cache.stored_features(split) if aug is None else None
     val = None
     if val_split in cache.splits and cache.is_complete(val_split):
         val = (cache.features(val_split), cache.labels(val_split))

@@ -24,7 +24,21 @@ def ece_from_confidence(confidence: np.ndarray, correct: np.ndarray, bins: int =
     return float(np.abs(acc_sum - conf_sum).sum() / len(confidence))
 
 
+def max_softmax(logits: np.ndarray, rows: int | None = None) -> np.ndarray:
+    """(N,) max softmax probability, ``1 / sum exp(z - max z)`` (float64), ``rows`` rows at a
+    time (default: ~32 MB of float64): the whole softmax of iNaturalist's 24,426 x 8,142 test
+    logits would be 1.6 GB a copy."""
+    logits = np.asarray(logits)
+    rows = rows or max(1, (1 << 22) // max(1, logits.shape[1]))
+    out = np.empty(len(logits), dtype=np.float64)
+    for s in range(0, len(logits), rows):
+        z = logits[s:s + rows].astype(np.float64)
+        z -= z.max(axis=1, keepdims=True)
+        out[s:s + rows] = 1.0 / np.exp(z, out=z).sum(axis=1)
+    return out
+
+
 def ece(logits: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
-    """ECE of the max softmax probability against top-1 correctness."""
-    p = softmax(logits)
-    return ece_from_confidence(p.max(axis=1), p.argmax(axis=1) == np.asarray(labels), bins)
+    """ECE of the max softmax probability against top-1 correctness (the argmax of the logits)."""
+    logits = np.asarray(logits)
+    return ece_from_confidence(max_softmax(logits), logits.argmax(axis=1) == np.asarray(labels), bins)
