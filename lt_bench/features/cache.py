@@ -422,7 +422,8 @@ class FeatureCache:
         """(N, D) center-view features in their stored dtype (float16), refused when empty or not
         all finite: half the memory of ``features``, for a consumer that converts per batch
         (training, FAISS's chunked adds). iNaturalist's 437,513 x 768 is 0.67 GB so, 1.3 GB in float32."""
-        return self._check_finite(self._rows(split)["features"][()], split)
+        self._rows(split)
+        return self._check_finite(self._read(f"{split}/features"), split)
 
     def features_raw(self, split: str) -> h5py.Dataset:
         """The on-disk float16 dataset, for streaming reads."""
