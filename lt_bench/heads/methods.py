@@ -104,7 +104,7 @@ class Method:
 
 @dataclass
 class SplitData:
-    features: np.ndarray  # (N, D) center views, float32
+    features: np.ndarray  # (N, D) center views (train: as stored, float16 from a cache; val: float32)
     labels: np.ndarray  # (N,) int64
     aug: Any = None  # (rows (M, D), offsets (N + 1,)) augmented views, or None
 
@@ -394,7 +394,8 @@ def method_data(cache, train_split: str = "train", val_split: str | None = "val"
     """Read a cache's train and val splits (never test) into a ``MethodData``."""
     if val_split is not None and val_split not in cache.splits:
         val_split = None
-    train = SplitData(cache.features(train_split), cache.labels(train_split),
+    # train as stored (float16: half the memory; heads and baselines convert per batch or chunk)
+    train = SplitData(cache.stored_features(train_split), cache.labels(train_split),
                       cache.aug_features(train_split) if views else None)
     val = SplitData(cache.features(val_split), cache.labels(val_split)) if val_split else None
     return MethodData(train, val, cache.text_classifier, cache.train_counts)

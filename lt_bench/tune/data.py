@@ -95,7 +95,9 @@ def tuning_data(data: MethodData) -> tuple[MethodData, str]:
     keep, held = _holdout(data.train.labels)
     train = _subset(data.train, keep)
     counts = np.bincount(train.labels, minlength=data.num_classes).astype(np.int64)
-    return MethodData(train, _subset(data.train, held), data.text_classifier, counts), "train holdout"
+    val = _subset(data.train, held)
+    val = SplitData(val.features.astype(np.float32), val.labels)  # scored as a val split is: float32, center views
+    return MethodData(train, val, data.text_classifier, counts), "train holdout"
 
 
 def final_data(data: MethodData, val_source: str) -> MethodData:
