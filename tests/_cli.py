@@ -77,3 +77,33 @@ def run_cli(*argv, threads: int = 1) -> CliResult:
     assert lt_logger.handlers == saved_handlers, f"a command changed lt_bench's log handlers: {lt_logger.handlers}"
     return CliResult(code, out.getvalue(), err.getvalue())
 
+
+
+# -- bad input: one line, the right exit code, nothing lost ------------------------------------------
+
+# Advice a message must never give (issue 15, item 5): torch's, a wrong cure, a flag that then fails.
+NEVER_SAID = ("weights_only=False", "will likely succeed", "lower --lr", "--overwrite")
+
+
+def snapshot(folder) -> dict[str, bytes]:
+    """Every file below ``folder`` (symlinks left out) and its bytes: compare before and after."""
+    from pathlib import Path
+
+    return {str(p): p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file() and not p.is_symlink()}
+
+
+def check_refused(folder, argv, code: int, words: str) -> CliResult:
+    """Run ``ltbench argv`` (``{d}`` in an argument: ``folder``) and check that it exits ``code``
+    without a traceback, with ``words`` in its message (exit 1: the one-line error form, as the
+    last line), never gives ``NEVER_SAID`` advice, and leaves every file below ``folder`` as it
+    was, adding none."""
+    before = snapshot(folder)
+    r = run_cli(*[a.format(d=folder) for a in argv])
+    assert r.returncode == code, (r.returncode, r.stderr)
+    assert "Traceback" not in r.stderr and words in r.stderr, r.stderr
+    assert not any(bad in r.stderr for bad in NEVER_SAID), r.stderr
+    if code == 1:
+        last = r.stderr.strip().splitlines()[-1]
+        assert last.startswith("ltbench: error: ") and words in last, r.stderr
+    assert snapshot(folder) == before  # nothing that existed was touched, nothing was added
+    return r

@@ -6,13 +6,12 @@ Each case is a copy of a good synthetic cache with one thing broken through h5py
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 
-from _cli import run_cli
+from _cli import run_cli, snapshot as _snapshot
 from lt_bench.features.cache import STR
 from lt_bench.features.synthetic import make_synthetic_cache
 
@@ -112,10 +111,6 @@ def folder(tmp_path_factory):
         with h5py.File(p, "r+") as h:
             break_it(h)
     return d
-
-
-def _snapshot(d: Path) -> dict[str, bytes]:
-    return {str(p): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
 
 
 def test_the_good_cache_works(folder):

@@ -13,7 +13,7 @@ import pytest
 
 from _cli import run_cli
 from lt_bench.features.synthetic import make_synthetic_cache
-from test_bad_input import _snapshot
+from _cli import snapshot as _snapshot
 
 HOLDER = "pid 4242 on host elsewhere since 2026-11-29T12:00:00+00:00"
 SYNTH = ["--dataset", "synthetic", "--model", "ltb-tiny-vit", "--pretrained", "none", "--device", "cpu"]

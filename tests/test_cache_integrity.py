@@ -22,15 +22,10 @@ import numpy as np
 import pytest
 import torch
 
-from _cli import run_cli
+from _cli import run_cli, snapshot as _snapshot
 from _extract_helpers import SMALL_MAX_PER_CLASS, assert_same_arrays, extract_args
 from lt_bench.features import FeatureCache, partial_path, write_cache
 from lt_bench.features.synthetic import make_synthetic_cache
-from lt_bench.features.writing import LIBVER
-
-
-def _snapshot(d: Path) -> dict[str, bytes]:
-    return {str(p): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
 
 
 def _one_line(r) -> str:

@@ -2,7 +2,6 @@
 
 import json
 
-import numpy as np
 import pytest
 
 from _cli import run_cli

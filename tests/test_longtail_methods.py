@@ -346,7 +346,6 @@ def test_cli_eval_posthoc_steps(small):
     assert tip["config"]["shots"] == 4 and tip["config"]["tip_beta"] == 3.0
     tipf = _adapt(small, "tipf", "tip_adapter_f")
     assert _eval(small, "--head", tipf, "--tip-alpha", "0")["per_class"] == zs["per_class"]
-    from lt_bench.report import build_tables, load_results  # noqa: F401  (labels: the step is named)
     from lt_bench.report.results import aggregate, load_result
 
     cache, d = small

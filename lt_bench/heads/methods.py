@@ -304,14 +304,14 @@ def _fit_trained(method: Method, data: MethodData, params: dict, fixed: dict, se
     seconds = res.seconds + (base.seconds if base is not None else 0.0)  # what the method costs, stage 1 included
     extra = {"selected_epoch": res.selected_epoch, "val_acc": res.val_acc, "head": head, "train_result": res}
 
-    def rescore(values: dict) -> Callable:
-        return _module_logits(apply_posthoc(head, data.text_classifier, **values), data.num_classes)
-
     if isinstance(head, TipAdapterFHead):  # score alpha / beta as the training-free cache does (one pass per val)
         extra["model"] = TipAdapter.of_head(head)
 
-        def rescore(values: dict) -> Callable:  # noqa: F811
+        def rescore(values: dict) -> Callable:
             return lambda x: extra["model"].logits(x, **values)
+    else:
+        def rescore(values: dict) -> Callable:
+            return _module_logits(apply_posthoc(head, data.text_classifier, **values), data.num_classes)
 
     return Fitted(method.name, cfg.to_dict(), _module_logits(head, data.num_classes), seconds, extra,
                   posthoc={k: None for k in method.posthoc}, rescore=rescore)
