@@ -3,6 +3,7 @@
     python -m benchmarks.report            # full sizes: rewrites BENCHMARKS.md
     python -m benchmarks.report --quick    # CI sizes: writes benchmarks/results/quick.{json,md}
     python -m benchmarks.report --from-json FILE   # re-render without running
+    python -m benchmarks.report --from-json A --from-json B   # one page from several runs
 
 Each benchmark puts ``table`` (title), ``row`` (label) and its named numbers in
 ``benchmark.extra_info``; this script makes one Markdown table per title. Ratios measured in
@@ -89,9 +90,12 @@ def render(data: dict, command: str) -> str:
             notes[title].append(note)
         tables[title].append({"row": row, "median_s": b["stats"]["median"], "rounds": b["stats"]["rounds"], **info})
     m = data.get("machine", {})
-    when = data.get("datetime", "")[:19].replace("T", " ")
+    runs = data.get("runs") or [{"command": command, "datetime": data.get("datetime", "")}]
+    made = [f"{r['command']} on {r['datetime'][:19].replace('T', ' ')} UTC" for r in runs]
     out = ["# Benchmarks", "",
-           f"Produced by {command} on {when} UTC.", "",
+           (f"Produced by {made[0]}." if len(made) == 1 else
+            "Produced by several runs, each table by one of them (their rows name their sizes):\n\n"
+            + "\n".join(f"- {x}" for x in made)), "",
            f"Machine: {m.get('cpu', '?')}, {m.get('cores', '?')} cores, torch {m.get('torch', '?')} "
            f"({m.get('torch_threads', '?')} threads), Python {m.get('python', '?')}, no GPU.", "",
            "Ratios are measured in the same run; absolute times move with the machine's load. "
@@ -183,6 +187,23 @@ READING = """## Reading these numbers
 """
 
 
+def merge_runs(runs: list[dict]) -> dict:
+    """One page's data from several runs' JSON: a table is taken whole from the last run that has
+    it (never rows of two runs in one table: their ratios were not measured together), and the
+    page names every run that contributed, with its command and time."""
+    tables: dict[str, tuple[int, list]] = {}
+    for i, run in enumerate(runs):
+        by_title: dict[str, list] = defaultdict(list)
+        for b in run["benchmarks"]:
+            by_title[b.get("extra_info", {}).get("table", b["group"] or b["name"])].append(b)
+        for title, bs in by_title.items():
+            tables[title] = (i, bs)
+    used = sorted({i for i, _ in tables.values()})
+    return {"benchmarks": [b for _, bs in tables.values() for b in bs],
+            "runs": [{"command": runs[i].get("command", "`python -m benchmarks.report`"),
+                      "datetime": runs[i].get("datetime", "")} for i in used]}
+
+
 def check_gates(data: dict) -> list[str]:
     lines = []
     for (table, row, key), (op, bound) in GATES.items():
@@ -199,27 +220,32 @@ def check_gates(data: dict) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, few rounds (CI)")
-    ap.add_argument("--from-json", type=Path, help="re-render an existing pytest-benchmark JSON")
+    ap.add_argument("--from-json", type=Path, action="append",
+                    help="re-render an existing pytest-benchmark JSON; repeated: one page from several runs")
     ap.add_argument("-k", dest="select", default=None, help="pytest -k expression")
     args = ap.parse_args(argv)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    json_path = args.from_json or RESULTS / ("quick.json" if args.quick else "full.json")
+    json_path = RESULTS / ("quick.json" if args.quick else "full.json")
     command = "python -m benchmarks.report" + (" --quick" if args.quick else "")
     if args.select:
         command = f"`{command} -k \"{args.select}\"`"
     else:
         command = f"`{command}` (`make {'bench-quick' if args.quick else 'bench'}`)"
     rc = 0
-    if not args.from_json:
+    if args.from_json:
+        data = merge_runs([json.loads(p.read_text()) for p in args.from_json])
+    else:
         rc = run_suite(json_path, args.quick, ["-k", args.select] if args.select else [])
         if not json_path.exists():
             print("benchmarks: no JSON was written (the suite failed before any benchmark ran)", file=sys.stderr)
             return rc or 1
-    data = json.loads(json_path.read_text())
+        data = json.loads(json_path.read_text())
+        data["command"] = command  # kept in the JSON, so that a page made from it later can say what made it
+        json_path.write_text(json.dumps(data))
     data["machine"] = machine()
     md = render(data, command)
     target = RESULTS / "quick.md" if args.quick else ROOT / "BENCHMARKS.md"
-    if args.select and not args.quick:
+    if args.select and not args.quick and not args.from_json:
         target = RESULTS / "selected.md"
     tmp = target.with_suffix(".md.tmp")
     tmp.write_text(md)
