@@ -94,8 +94,8 @@ def render(data: dict, command: str) -> str:
     made = [f"{r['command']} on {r['datetime'][:19].replace('T', ' ')} UTC" for r in runs]
     out = ["# Benchmarks", "",
            (f"Produced by {made[0]}." if len(made) == 1 else
-            "Produced by several runs, each table by one of them (their rows name their sizes):\n\n"
-            + "\n".join(f"- {x}" for x in made)), "",
+            "Produced by several runs; each row's `run` column numbers the one that measured it:\n\n"
+            + "\n".join(f"{k}. {x}" for k, x in enumerate(made, 1))), "",
            f"Machine: {m.get('cpu', '?')}, {m.get('cores', '?')} cores, torch {m.get('torch', '?')} "
            f"({m.get('torch_threads', '?')} threads), Python {m.get('python', '?')}, no GPU.", "",
            "Ratios are measured in the same run; absolute times move with the machine's load. "
@@ -188,18 +188,21 @@ READING = """## Reading these numbers
 
 
 def merge_runs(runs: list[dict]) -> dict:
-    """One page's data from several runs' JSON: a table is taken whole from the last run that has
-    it (never rows of two runs in one table: their ratios were not measured together), and the
-    page names every run that contributed, with its command and time."""
-    tables: dict[str, tuple[int, list]] = {}
+    """One page's data from several runs' JSON: each row (a table's row label) from the last run
+    that has it, marked with that run's number (column ``run``; the page lists the runs with their
+    command and time). Compare ratios within a row, or between rows of one run."""
+    rows: dict[tuple, tuple[int, dict]] = {}
     for i, run in enumerate(runs):
-        by_title: dict[str, list] = defaultdict(list)
         for b in run["benchmarks"]:
-            by_title[b.get("extra_info", {}).get("table", b["group"] or b["name"])].append(b)
-        for title, bs in by_title.items():
-            tables[title] = (i, bs)
-    used = sorted({i for i, _ in tables.values()})
-    return {"benchmarks": [b for _, bs in tables.values() for b in bs],
+            info = b.get("extra_info", {})
+            rows[(info.get("table", b["group"] or b["name"]), info.get("row", b["name"]))] = (i, b)
+    used = sorted({i for i, _ in rows.values()})
+    number = {i: k + 1 for k, i in enumerate(used)}
+    benchmarks = []
+    for i, b in rows.values():
+        b = dict(b, extra_info={**b.get("extra_info", {}), "run": number[i]})
+        benchmarks.append(b)
+    return {"benchmarks": benchmarks,
             "runs": [{"command": runs[i].get("command", "`python -m benchmarks.report`"),
                       "datetime": runs[i].get("datetime", "")} for i in used]}
 
