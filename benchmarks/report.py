@@ -163,9 +163,11 @@ READING = """## Reading these numbers
 - **Adapter efficiency** compares the training loop's matmul FLOP rate with this machine's
   own `torch.mm` rate on the same shapes, measured in the same run; the peak memory is the
   process's RSS, Python and torch included. Since the views stay float16 in memory and each
-  batch is converted when drawn, and BALLAD validates every epoch (best-val), the loop runs at
-  about 0.80 of the matmul rate (0.84 before, with the whole train set converted to float32
-  up front) and peaks lower (1.77 vs 1.81 GB on the 4-view ImageNet-LT-sized cache).
+  batch is converted when drawn, and BALLAD validates every epoch (best-val). The ratio moves
+  with the VM: 0.80 on 2026-11-29 at 16:15 (this code's predecessor), 0.53 at 18:30 for the
+  same loop, and 0.96 for the ImageNet-LT-shaped scale row (a fresh process, 2 epochs) in the
+  same run; an A/B of both commits on the same arrays trained at the same speed. Peak RSS:
+  1.34 GB (target 1.95; 1.77 before center features stayed float16).
 - **Tuning**: a tune reads the cache once per process; `overhead_ratio` is the share of a
   trial's time outside the head's fit (sampling, val scoring, Optuna's bookkeeping; the trial's
   SQLite write runs in a background thread while the next trial trains), on BALLAD trials of a
@@ -198,9 +200,16 @@ def merge_runs(runs: list[dict]) -> dict:
             rows[(info.get("table", b["group"] or b["name"]), info.get("row", b["name"]))] = (i, b)
     used = sorted({i for i, _ in rows.values()})
     number = {i: k + 1 for k, i in enumerate(used)}
+    notes = {}  # a table's note: the latest run's (the notes say how the rows were measured, and that changes)
+    for i, b in sorted(rows.values(), key=lambda r: r[0]):
+        info = b.get("extra_info", {})
+        if info.get("note"):
+            notes[info.get("table", b["group"] or b["name"])] = info["note"]
     benchmarks = []
     for i, b in rows.values():
-        b = dict(b, extra_info={**b.get("extra_info", {}), "run": number[i]})
+        info = b.get("extra_info", {})
+        title = info.get("table", b["group"] or b["name"])
+        b = dict(b, extra_info={**info, "run": number[i], **({"note": notes[title]} if title in notes else {})})
         benchmarks.append(b)
     return {"benchmarks": benchmarks,
             "runs": [{"command": runs[i].get("command", "`python -m benchmarks.report`"),
@@ -228,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-k", dest="select", default=None, help="pytest -k expression")
     args = ap.parse_args(argv)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    json_path = RESULTS / ("quick.json" if args.quick else "full.json")
+    # a -k selection of the full suite is not the full suite: its JSON must not replace full.json
+    json_path = RESULTS / ("quick.json" if args.quick else "selected.json" if args.select else "full.json")
     command = "python -m benchmarks.report" + (" --quick" if args.quick else "")
     if args.select:
         command = f"`{command} -k \"{args.select}\"`"
