@@ -167,7 +167,7 @@ READING = """## Reading these numbers
   with the VM: 0.80 on 2026-11-29 at 16:15 (this code's predecessor), 0.53 at 18:30 for the
   same loop, and 0.96 for the ImageNet-LT-shaped scale row (a fresh process, 2 epochs) in the
   same run; an A/B of both commits on the same arrays trained at the same speed. Peak RSS:
-  1.34 GB (target 1.95; 1.77 before center features stayed float16).
+  1.34 GB (target 1.95; 1.77 in the 16:15 run).
 - **Tuning**: a tune reads the cache once per process; `overhead_ratio` is the share of a
   trial's time outside the head's fit (sampling, val scoring, Optuna's bookkeeping; the trial's
   SQLite write runs in a background thread while the next trial trains), on BALLAD trials of a
