@@ -42,17 +42,30 @@ def _check(cfg) -> None:
     check_output(cfg.out, inputs=[cfg.features], directory=True)
 
 
+@contextlib.contextmanager
+def _claimed(cfg, cache, command: str):
+    """The step's folder, locked for the block, checked for this cache (another cache's folder,
+    or one of the other command, is refused) and given the resolved config; torch's threads as
+    ``cfg.threads`` says."""
+    from ..tune import check_tunable, claim_folder_for
+
+    with output_lock(cfg.out, directory=True, stale=("config.toml",)), torch_threads(cfg.threads):
+        check_tunable(cache)  # before the folder is claimed: a refused cache leaves nothing
+        claim_folder_for(cache, Path(cfg.out), command)
+        write_resolved_config(Path(cfg.out), cfg, command)
+        yield
+
+
 def run_tune(cfg: TuneConfig, *, cache=None):
     """Tune ``cfg.method`` on ``cfg.features`` into ``cfg.out``; return ``tune.TuneResult``.
 
     Args:
-        cfg: the resolved options.
         cache: an open ``FeatureCache`` of ``cfg.features`` (opened here when None).
     """
     from ..device import resolve_device
     from ..features import FeatureCache
     from ..heads.methods import get_method
-    from ..tune import check_tunable, claim_folder_for, override_space, tune
+    from ..tune import override_space, tune
 
     _check(cfg)
     override_space(get_method(cfg.method), cfg.space)  # unknown method or hyperparameter: before any work
@@ -60,10 +73,7 @@ def run_tune(cfg: TuneConfig, *, cache=None):
     if cache is None:
         with FeatureCache(cfg.features) as c:
             return run_tune(cfg, cache=c)
-    with output_lock(cfg.out, directory=True, stale=("config.toml",)), torch_threads(cfg.threads):
-        check_tunable(cache)  # before the folder is claimed: a refused cache leaves nothing
-        claim_folder_for(cache, Path(cfg.out), "tune")
-        write_resolved_config(Path(cfg.out), cfg, "tune")
+    with _claimed(cfg, cache, "tune"):
         return tune(cache, cfg.method, cfg.out, trials=cfg.trials, sampler=cfg.sampler, seeds=cfg.seeds,
                     space=cfg.space, views=cfg.views, seed=cfg.seed, device=device)
 
@@ -73,7 +83,7 @@ def run_leaderboard(cfg: LeaderboardConfig, *, cache=None):
     ``tune.Board`` (its ``files``: the md, LaTeX, CSV, JSON tables and the plot)."""
     from ..device import resolve_device
     from ..features import FeatureCache
-    from ..tune import check_tunable, claim_folder_for, leaderboard
+    from ..tune import leaderboard
     from ..tune.board import resolve_methods
 
     _check(cfg)
@@ -82,9 +92,6 @@ def run_leaderboard(cfg: LeaderboardConfig, *, cache=None):
     if cache is None:
         with FeatureCache(cfg.features) as c:
             return run_leaderboard(cfg, cache=c)
-    with output_lock(cfg.out, directory=True, stale=("config.toml",)), torch_threads(cfg.threads):
-        check_tunable(cache)  # before the folder is claimed: a refused cache leaves nothing
-        claim_folder_for(cache, Path(cfg.out), "leaderboard")
-        write_resolved_config(Path(cfg.out), cfg, "leaderboard")
+    with _claimed(cfg, cache, "leaderboard"):
         return leaderboard(cache, cfg.out, methods=cfg.methods, trials=cfg.trials, sampler=cfg.sampler,
                            seeds=cfg.seeds, views=cfg.views, seed=cfg.seed, device=device, plot_best=cfg.plot_best)
