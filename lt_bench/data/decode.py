@@ -180,6 +180,20 @@ class PreparedBatch:
                        data=self.data.pin_memory())
 
 
+class Collate:
+    """A DataLoader's ``collate_fn`` for items ``(Prepared, int, int, ...)``: the batch's
+    ``PreparedBatch`` (packed in the worker) and each integer field as an int64 tensor (B,)
+    (extraction: indices and ok flags; Phase A: labels and indices)."""
+
+    def __init__(self, size: int):
+        self.size = size
+
+    def __call__(self, items):
+        prepared, *fields = zip(*items)
+        return (PreparedBatch.pack(list(prepared), self.size),
+                *(torch.tensor(f, dtype=torch.int64) for f in fields))
+
+
 class ImagePath:
     """One decode path for one model input size: turns image i of a split into ``Prepared``
     (in a DataLoader worker) and a collated batch into normalised model input (on the device).

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..data.base import Split
-from ..data.decode import ImagePath, Prepared, PreparedBatch, eval_is_resize_crop, split_eval_transform
+from ..data.decode import Collate, ImagePath, Prepared, eval_is_resize_crop, split_eval_transform
 from ..errors import LTBenchError
 
 
@@ -58,18 +58,6 @@ def image_path(bundle, decode: str, device: torch.device) -> ImagePath:
         raise LTBenchError(f"--decode {decode} computes the eval view as resize (bicubic) + centre crop, and "
                            f"{bundle.info.model}'s eval transform is another: use --decode pil")
     return ImagePath(decode, size, parts[0], parts[1], parts[2])
-
-
-class Collate:
-    """(the batch's ``PreparedBatch``, indices (B,), ok flags (B,)), packed in the worker."""
-
-    def __init__(self, size: int):
-        self.size = size
-
-    def __call__(self, items):
-        prepared, idx, ok = zip(*items)
-        return (PreparedBatch.pack(list(prepared), self.size), torch.tensor(idx, dtype=torch.int64),
-                torch.tensor(ok, dtype=torch.int64))
 
 
 def finish_batch(path: ImagePath, batch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,

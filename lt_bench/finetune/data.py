@@ -7,7 +7,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 from ..data import LTDataset
-from ..data.decode import ImagePath, PreparedBatch
+from ..data.decode import Collate, ImagePath
 from ..errors import LTBenchError
 
 HOLDOUT_SEED = 20211129  # fixed, not --seed: every seed of a dataset validates on the same images
@@ -68,16 +68,6 @@ class PreparedImages(torch.utils.data.Dataset):
         return prepared, int(self.split.labels[i]), i
 
 
-class _Collate:
-    def __init__(self, size: int):
-        self.size = size
-
-    def __call__(self, items):
-        prepared, labels, idx = zip(*items)
-        return (PreparedBatch.pack(list(prepared), self.size), torch.tensor(labels, dtype=torch.int64),
-                torch.tensor(idx, dtype=torch.int64))
-
-
 class FinishedLoader:
     """A DataLoader of ``PreparedImages`` whose batches come out as normalised model input on
     ``device`` (``ImagePath.finish``: uint8 normalised there; nvJPEG decode for ``gpu``)."""
@@ -105,7 +95,7 @@ def _loader(dataset: PreparedImages, device, **kw) -> FinishedLoader:
     # augmentations of an uninterrupted one. uint8 batches are small: keep more in flight.
     if kw.get("num_workers", 0) > 0:
         kw["prefetch_factor"] = 4
-    return FinishedLoader(DataLoader(dataset, collate_fn=_Collate(dataset.path.size), **kw), dataset, device)
+    return FinishedLoader(DataLoader(dataset, collate_fn=Collate(dataset.path.size), **kw), dataset, device)
 
 
 def train_loader(ds: LTDataset, indices, path: ImagePath, augment: bool, local_batch: int, rank: int, world: int,
