@@ -360,12 +360,12 @@ def _module_logits(module, num_classes: int) -> Callable[[np.ndarray], np.ndarra
 
 
 def mean_class_accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
-    """Mean per-class top-1 accuracy (%) over the classes present in ``labels``: the selection metric."""
-    labels = np.asarray(labels, dtype=np.int64)
-    hit = np.asarray(logits).argmax(1) == labels
-    classes, inverse = np.unique(labels, return_inverse=True)
-    per_class = np.bincount(inverse, weights=hit) / np.bincount(inverse)
-    return 100.0 * float(per_class.mean())
+    """Mean per-class top-1 accuracy (%) over the classes present in ``labels``: the selection
+    metric (``metrics.balanced_accuracy``, as eval reports it)."""
+    from ..metrics.accuracy import balanced_accuracy, per_class_accuracy
+
+    logits = np.asarray(logits)
+    return 100.0 * balanced_accuracy(per_class_accuracy(logits.argmax(1), np.asarray(labels), logits.shape[1]))
 
 
 def _select_on_val(method: Method, fitted: Fitted, data: MethodData, given: dict, missing: list,

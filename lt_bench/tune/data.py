@@ -19,26 +19,14 @@ HOLDOUT_FRACTION = 0.1  # Phase A's default val_fraction: the same held-out slic
 
 
 def cache_identity(cache) -> dict:
-    """What makes two caches the same for a tune folder: the content fingerprint when the cache
-    has one, else its provenance without the path (a moved cache is the same cache) and a hash of
-    its text classifier and train counts (two caches written in the same second differ there)."""
-    import hashlib
-
-    fp = getattr(cache, "fingerprint", None)
-    if callable(fp):
-        fp = fp()
-    if fp:
-        return {"fingerprint": str(fp)}
-    content = hashlib.sha256(np.ascontiguousarray(cache.text_classifier).tobytes()
-                             + np.ascontiguousarray(cache.train_counts).tobytes()).hexdigest()[:16]
-    return {**{k: v for k, v in cache.provenance().items() if k != "path"}, "content_sha256": content}
+    """What makes two caches the same for a tune folder: the content fingerprint
+    (``FeatureCache.fingerprint``; a moved cache is the same cache)."""
+    return {"fingerprint": cache.fingerprint}
 
 
 def describe_identity(ident: dict) -> str:
     """One short phrase naming a cache identity (for messages)."""
-    if "fingerprint" in ident:
-        return f"fingerprint {ident['fingerprint'][:16]}"
-    return f"{ident.get('dataset')} / {ident.get('model')}, created {ident.get('created')}"
+    return f"fingerprint {str(ident.get('fingerprint'))[:16]}"
 
 
 def check_tunable(cache) -> None:
@@ -109,10 +97,3 @@ def final_data(data: MethodData, val_source: str) -> MethodData:
 def read_test(cache) -> SplitData:
     """The test split: read only after selection (``tune.study.tune_method``)."""
     return SplitData(cache.features("test"), cache.labels("test"))
-
-
-def mean_class_accuracy(logits: np.ndarray, labels: np.ndarray, num_classes: int) -> float:
-    """The selection metric: mean per-class top-1 (%) over the classes present in ``labels``."""
-    from ..metrics.accuracy import balanced_accuracy, per_class_accuracy
-
-    return 100.0 * balanced_accuracy(per_class_accuracy(logits.argmax(axis=1), labels, num_classes))

@@ -30,10 +30,10 @@ from typing import Callable
 import numpy as np
 
 from ..errors import LTBenchError
-from ..heads.methods import Method, MethodData, Param, SplitData, fit_method
+from ..heads.methods import Method, MethodData, Param, SplitData, fit_method, mean_class_accuracy
 from ..io import atomic_path, write_json
 from ..log import get_logger
-from .data import cache_identity, describe_identity, mean_class_accuracy
+from .data import cache_identity, describe_identity
 from .space import describe_space, grid_size, make_sampler, suggest
 
 log = get_logger(__name__)
@@ -196,7 +196,7 @@ def select(data: MethodData, method: Method, space: dict[str, Param], out: Path,
             trial.set_user_attr("error", str(e))
             raise optuna.TrialPruned(str(e)) from None
         fits[trial.number] = (time.perf_counter() - t0, fitted.seconds)
-        score = mean_class_accuracy(fitted.logits(data.val.features), data.val.labels, data.num_classes)
+        score = mean_class_accuracy(fitted.logits(data.val.features), data.val.labels)
         trial.set_user_attr("train_seconds", fitted.seconds)
         trial.set_user_attr("posthoc", fitted.posthoc)  # the post-hoc values this fit selected on val
         log.info("%s trial %d: %s -> val %.2f (%.1f s)", method.name, trial.number, params or "defaults", score,
