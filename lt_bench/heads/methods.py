@@ -344,19 +344,11 @@ def _train(cfg, data: MethodData, device: str, base=None):
 
 
 def _module_logits(module, num_classes: int) -> Callable[[np.ndarray], np.ndarray]:
-    import torch
+    """``x -> (N, C)`` logits of ``module`` on its own device (``predict.module_logits``)."""
+    from .predict import module_logits
 
     dev = next(iter(module.state_dict().values())).device
-
-    def logits(x: np.ndarray, batch: int = 16384) -> np.ndarray:
-        out = np.empty((len(x), num_classes), dtype=np.float32)
-        with torch.no_grad():
-            for s in range(0, len(x), batch):
-                xb = torch.as_tensor(np.asarray(x[s:s + batch]), dtype=torch.float32)
-                out[s:s + batch] = module(xb.to(dev)).float().cpu().numpy()
-        return out
-
-    return logits
+    return lambda x: module_logits(module, x, num_classes, dev)
 
 
 def mean_class_accuracy(logits: np.ndarray, labels: np.ndarray) -> float:

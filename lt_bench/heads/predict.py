@@ -26,6 +26,19 @@ class Prediction:
     device: str | None = None  # where the logits were computed (provenance.device_label), for the result
 
 
+def module_logits(module: torch.nn.Module, x: np.ndarray, num_classes: int, device: torch.device,
+                  batch: int = 16384) -> np.ndarray:
+    """(N, C) float32 logits of a head module on features ``x`` (any float dtype), in batches
+    whose (batch, C) outputs stay near 128 MB whatever C (8,142 iNaturalist classes: 4,096 rows)."""
+    out = np.empty((len(x), num_classes), dtype=np.float32)
+    batch = max(256, min(batch, (1 << 25) // max(num_classes, 1)))
+    with torch.no_grad():
+        for s in range(0, len(x), batch):
+            xb = torch.as_tensor(np.asarray(x[s:s + batch]), dtype=torch.float32)
+            out[s:s + batch] = module(xb.to(device)).float().cpu().numpy()
+    return out
+
+
 def trained_logits(cache, head_path: str | Path, split: str = "test", device: str = "auto",
                    batch: int = 16384, **posthoc) -> Prediction:
     """Load HEAD.pt (refusing one made on another cache) and score ``split``.
@@ -39,13 +52,7 @@ def trained_logits(cache, head_path: str | Path, split: str = "test", device: st
     head, rec = load_head(head_path, provenance=cache.provenance(), device=dev)
     steps = {k: float(v) for k, v in posthoc.items() if v is not None}
     head = apply_posthoc(head, cache.text_classifier, **steps).to(dev)
-    x = cache.features(split)
-    out = np.empty((len(x), cache.num_classes), dtype=np.float32)
-    # the head's own (batch, C) outputs stay near 128 MB whatever C (8,142 iNaturalist classes: 4,096 rows)
-    batch = max(256, min(batch, (1 << 25) // cache.num_classes))
-    with torch.no_grad():
-        for s in range(0, len(x), batch):
-            out[s:s + batch] = head(torch.from_numpy(x[s:s + batch]).to(dev)).float().cpu().numpy()
+    out = module_logits(head, cache.features(split), cache.num_classes, dev, batch)
     return Prediction(out, cache.labels(split), rec["head"], "trained", {**rec["config"], **steps}, str(head_path),
                       device=device_label(dev))
 
