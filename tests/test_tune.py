@@ -269,3 +269,33 @@ def test_post_hoc_values_are_selected_inside_each_trial_not_by_optuna(caches, tm
     assert r.selection.params["tau_norm"] in grid
     rec = json.loads((out / r.summary["results"][0]).read_text())
     assert rec["config"]["tau_norm"] == r.selection.params["tau_norm"]  # the final fit applies it as given
+
+
+def test_a_leaderboard_trains_each_family_once_with_the_results_of_separate_tunes(caches, tmp_path, monkeypatch):
+    """linear, tau_norm and linear+zs train the same heads: run one after another (whatever order
+    they are asked in), each recipe trains once, and every result equals its method's own tune."""
+    import lt_bench.heads.train as train_mod
+    from lt_bench.tune.board import run_order
+
+    names = ["linear", "ncm", "linear+zs", "cosine", "tau_norm"]
+    assert run_order(names) == ["linear", "linear+zs", "tau_norm", "ncm", "cosine"]
+    trained, real = [], train_mod.train_on_arrays
+
+    def counting(*a, **k):
+        trained.append(k["cfg"] if "cfg" in k else a[4])
+        return real(*a, **k)
+
+    monkeypatch.setattr(train_mod, "train_on_arrays", counting)
+    with FeatureCache(caches["val"]) as c:
+        board = leaderboard(c, tmp_path / "lb", methods=",".join(names), trials=3, seeds=2)
+    recipes = [json.dumps(cfg.to_dict(), sort_keys=True) for cfg in trained]
+    assert len(recipes) == len(set(recipes))  # no recipe trained twice
+    heads = {cfg.head for cfg in trained}
+    assert heads == {"linear", "cosine"}
+    # 3 trials + a second seed (the first is the selected trial's fit) per family
+    assert sum(cfg.head == "linear" for cfg in trained) <= 4 and sum(cfg.head == "cosine" for cfg in trained) <= 4
+    for name in ("linear+zs", "tau_norm"):
+        with FeatureCache(caches["val"]) as c:
+            alone = tune(c, name, tmp_path / name, trials=3, seeds=2)
+        assert alone.summary["selected"] == board.tunes[name].summary["selected"]
+        assert alone.summary["test"] == board.tunes[name].summary["test"]

@@ -172,7 +172,10 @@ def normalize_batch(x: torch.Tensor, mean, std, device: torch.device | str | Non
     """(B, 3, S, S) uint8 -> float32 model input on ``device``: ``ToTensor``'s ``/ 255`` then
     ``Normalize``'s ``(x - mean) / std``, the same float32 operations in the same order."""
     x = x.to(device, non_blocking=True) if device is not None else x
-    y = x.to(torch.float32).div_(255)
+    # the cast is exact either way; on the CPU numpy's is several times torch's (issue 14's
+    # benchmark: 2 vs 17 ms for a 64 x 224 px batch), the rest is in place
+    y = torch.from_numpy(x.numpy().astype(np.float32)) if x.device.type == "cpu" else x.to(torch.float32)
+    y = y.div_(255)
     m = torch.as_tensor(mean, dtype=torch.float32, device=y.device).view(1, -1, 1, 1)
     s = torch.as_tensor(std, dtype=torch.float32, device=y.device).view(1, -1, 1, 1)
     return y.sub_(m).div_(s)

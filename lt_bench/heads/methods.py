@@ -25,11 +25,13 @@ linear / cosine head), ``ensemble`` (the zero-shot weight w of the ``<method>+zs
   ``Param.values()`` (jointly; the selection metric: mean per-class accuracy), as the papers do
   (tau-norm's 0..2 step 0.1; Tip-Adapter's search on val); without val they take ``fixed``'s
   values. ``Fitted.extra["posthoc_val"]`` records each tried combination's val score.
-- A trained head is trained once per ``MethodData`` and recipe: ``fit_method`` keeps the last
-  few trained heads in ``data.trained`` (keyed by the full recipe, seed included, and lws's
-  stage-1 recipe), so trials that differ only in post-hoc values, or lws trials (its stage-1
-  linear probe), reuse the training; ``Fitted.seconds`` still reports the training's seconds
-  (lws: both stages), the cost of that configuration.
+- A trained head is trained once per ``MethodData`` and recipe: ``fit_method`` keeps the most
+  recent trained heads in ``data.trained`` (keyed by the full recipe, seed included, and lws's
+  stage-1 recipe; up to ``KEEP_TRAINED_BYTES`` of parameters), so trials that differ only in
+  post-hoc values, lws trials (its stage-1 linear probe), and the methods of one
+  ``training_family`` (``linear``, ``tau_norm``, ``linear+zs``, ...: the same trained recipes)
+  reuse the training; ``Fitted.seconds`` still reports the training's seconds (lws: both
+  stages), the cost of that configuration.
 - ``fitted.with_posthoc(**values)`` returns the same fitted model with other post-hoc values,
   in milliseconds and without training (``seconds`` stays the fit's). So ``tune`` can train a
   method's trained hyperparameters once per trial and search its post-hoc ones on that fit:
@@ -227,6 +229,16 @@ def get_method(name: str) -> Method:
     return METHODS[name]
 
 
+def training_family(name: str) -> tuple:
+    """What a method trains, post-hoc steps aside: its head, the options that make it and the
+    hyperparameters its tune searches. Methods with equal families train the same heads under the
+    same search (``tau_norm`` and ``linear+zs`` train exactly ``linear``'s), so a leaderboard that
+    runs them one after another trains each head once (``fit_method``'s ``data.trained``)."""
+    m = get_method(name)
+    fixed = sorted((k, repr(v)) for k, v in m.fixed.items() if k not in m.posthoc)
+    return m.kind, m.base, tuple(fixed), tuple(sorted(k for k in m.space if k not in m.posthoc))
+
+
 def list_methods(ensembles: bool = True) -> list[str]:
     """Every method's name; ``ensembles=False`` leaves out the ``<method>+zs`` variants."""
     return sorted(n for n, m in METHODS.items() if ensembles or m.of is None)
@@ -317,7 +329,13 @@ def _fit_trained(method: Method, data: MethodData, params: dict, fixed: dict, se
                   posthoc={k: None for k in method.posthoc}, rescore=rescore)
 
 
-_KEEP_TRAINED = 4  # heads kept per MethodData (an ImageNet-LT Tip-Adapter-F head is 64 MB)
+# parameters of the heads kept per MethodData: a family's tune (8 trials + 3 seeds) of ImageNet-LT
+# linear probes is 45 MB; a Tip-Adapter-F head there is 64 MB (16 shots) to 0.5 GB (every image)
+KEEP_TRAINED_BYTES = 1 << 30
+
+
+def _head_bytes(res) -> int:
+    return sum(t.numel() * t.element_size() for t in res.head.state_dict().values())
 
 
 def _train(cfg, data: MethodData, device: str, base=None):
@@ -338,7 +356,7 @@ def _train(cfg, data: MethodData, device: str, base=None):
                           aug_features=data.train.aug, device=device, val=val,
                           base=None if base is None else base.head)
     data.trained[key] = res
-    while len(data.trained) > _KEEP_TRAINED:
+    while len(data.trained) > 1 and sum(map(_head_bytes, data.trained.values())) > KEEP_TRAINED_BYTES:
         data.trained.popitem(last=False)
     return res
 

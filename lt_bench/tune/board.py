@@ -83,6 +83,18 @@ def resolve_methods(methods: str | tuple | list) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def run_order(names: list[str]) -> list[str]:
+    """``names`` with each training family's methods one after another (in the order of their
+    families' first members): a family's heads are trained once for all of its methods. The
+    table's order is the scores', whatever the run order."""
+    from ..heads.methods import training_family
+
+    first: dict = {}
+    for n in names:
+        first.setdefault(training_family(n), len(first))
+    return sorted(names, key=lambda n: first[training_family(n)])
+
+
 def leaderboard(cache, out: str | Path, *, methods="all", trials: int = 8, sampler: str = "grid", seeds: int = 3,
                 views: bool = True, seed: int = 0, device: str = "cpu", plot_best: int = PLOT_BEST) -> Board:
     """Tune every method of ``methods`` on ``cache`` and write the leaderboard under ``out``.
@@ -94,7 +106,7 @@ def leaderboard(cache, out: str | Path, *, methods="all", trials: int = 8, sampl
     from ..lock import output_lock
     from .data import cache_identity, check_tunable, final_data, read_method_data, read_test, tuning_data
 
-    names = resolve_methods(methods)
+    names = run_order(resolve_methods(methods))
     check_budget(trials, seeds)
     out = Path(out)
     identity = cache_identity(cache)
