@@ -140,6 +140,13 @@ READING = """## Reading these numbers
   within 1-2 grey levels of PIL's). At 224 px these files are less than 2x the target, so DCT
   draft scaling does not apply: the gain comes from torch's uint8 bicubic (several times PIL's
   here) and from no per-image float work. The 32 px extraction rows decode at 1/8 scale.
+  The aim of 2x today's rate is met for the eval transform and missed for the augmentation
+  (one view per image, Phase A's work). Per image on one core (`fast` / `pil`): the JPEG decode
+  1.1 / 1.1 ms (libjpeg-turbo in both), crop + resize 0.32 / 1.1 ms, colour jitter 0.30 / 0.49
+  ms; the decode is half of `fast`'s work, so 2x needs decoding less of each file: BALLAD's
+  crops keep half the image or more, and libjpeg-turbo's region decode (what DALI's CPU
+  decoder uses) is reachable through neither torchvision nor Pillow. libjpeg-turbo's
+  non-power-of-2 DCT scaling (simplejpeg's 5/8, 6/8) decoded slower than full size here.
   `--decode gpu` (nvJPEG) is measured by `benchmarks/gpu_check.sh` (part 5), not here.
 - **Cache reads**: a cache written now is checksummed (HDF5's Fletcher32 on 4 MiB chunks, v110+
   metadata checksums), which HDF5 verifies on every read. The raw float16 read pays for it
@@ -161,13 +168,14 @@ READING = """## Reading these numbers
   A smaller M costs less (`ratio_by_budget`) and caps the tail lower. The demo row compares
   BALLAD's accuracy on both caches over five Phase B seeds; read its spread before its means.
 - **Adapter efficiency** compares the training loop's matmul FLOP rate with this machine's
-  own `torch.mm` rate on the same shapes, measured in the same run; the peak memory is the
-  process's RSS, Python and torch included. Since the views stay float16 in memory and each
-  batch is converted when drawn, and BALLAD validates every epoch (best-val). The ratio moves
-  with the VM: 0.80 on 2026-11-29 at 16:15 (this code's predecessor), 0.53 at 18:30 for the
-  same loop, and 0.96 for the ImageNet-LT-shaped scale row (a fresh process, 2 epochs) in the
-  same run; an A/B of both commits on the same arrays trained at the same speed. Peak RSS:
-  1.34 GB (target 1.95; 1.77 in the 16:15 run).
+  own `torch.mm` rate on the same shapes, measured in the same process; the peak memory is the
+  process's RSS, Python and torch included. The views stay float16 in memory and each batch is
+  converted when drawn; BALLAD validates every epoch (best-val). The ratio moves with the VM
+  more than with the code: on the same loop it read 0.80, 0.53 and 0.78 (10 epochs, Phase B
+  table) and 0.96 and 0.67 (2 epochs, the ImageNet-LT scale row) in runs of one day. In one
+  quiet process, one step of batch 512 (gather, float16 to float32, forward, backward, SGD)
+  took 33 ms against 2 x 13.2 ms for torch.mm on its forward shapes: 0.79. Target 0.8: at it,
+  not reliably above it. Peak RSS stays under its target in every run.
 - **Tuning**: a tune reads the cache once per process; `overhead_ratio` is the share of a
   trial's time outside the head's fit (sampling, val scoring, Optuna's bookkeeping; the trial's
   SQLite write runs in a background thread while the next trial trains), on BALLAD trials of a

@@ -34,6 +34,7 @@ from lt_bench.pipeline.configs import LeaderboardConfig
 from lt_bench.pipeline.tuning import torch_threads
 from lt_bench.tune import leaderboard, read_method_data, select, tuning_data
 from lt_bench.tune.board import run_order
+from lt_bench.tune.study import searched
 from lt_bench.tune.space import grid_size
 
 from .conftest import QUICK
@@ -97,7 +98,9 @@ def inlt(tmp_path_factory):
 
 
 def _fits(name: str) -> int:
-    space = METHODS[name].space
+    """Trials + seeds, as ``tune.select`` counts trials: over the searched space (post-hoc
+    parameters are selected inside each trial's fit), at most its grid's size."""
+    space = searched(METHODS[name], METHODS[name].space)
     trials = min(BUDGET[0], grid_size(space)) if space else 1
     return trials + BUDGET[1]
 
@@ -129,7 +132,8 @@ def test_bench_method_unit(benchmark, inlt_data, name):
         table=BOARD, row=f"{name} ({N:,} x {D}, {C} classes)" + (" (quick)" if QUICK else ""),
         unit_s=round(out["unit"], 2), train_s=round(out["fit"], 2), fits=_fits(name),
         total_s=round(out["unit"] * _fits(name), 1), torch_threads=THREADS or torch.get_num_threads(),
-        note="unit_s: one fit at the defaults + scoring val and test, in the leaderboard's order on one MethodData (a "
+        note="unit_s: one fit at the defaults + scoring val and test (an upper bound: a trial scores val only, a "
+             "final seed test only), in the leaderboard's order on one MethodData (a "
              "method after its training family, tau_norm and <m>+zs, reuses the family's trained heads as the "
              "leaderboard does; train_s is still the training's cost); fits: trials (the grid's size when smaller; "
              "1 without hyperparameters) + seeds; total_s = unit_s x fits, an extrapolation of the leaderboard "

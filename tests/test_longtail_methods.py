@@ -232,6 +232,20 @@ def test_ensemble_w_zero_is_the_head(lt, data, linear):
     assert np.allclose(ens.with_posthoc(ensemble=0.0).logits(x), linear.logits(x), atol=1e-5)
 
 
+def test_the_val_search_of_a_zero_shot_weight_scores_what_the_module_scores(data):
+    """tau_norm+zs searches tau x w (231 points) from 21 head passes and one zero-shot pass: every
+    point's val score equals that of the ensembled module it stands for, bit for bit."""
+    fitted = fit_method("tau_norm+zs", data, seed=0)
+    scores = fitted.extra["posthoc_val"]
+    assert len(scores) == len(TAU_NORM_GRID) * 11
+    xv, yv = data.val.features, data.val.labels
+    for row in scores[::23] + [max(scores, key=lambda r: r["val"])]:
+        module = fitted.with_posthoc(tau_norm=row["tau_norm"], ensemble=row["ensemble"])
+        assert mean_class_accuracy(module.logits(xv), yv) == row["val"], row
+    best = max(scores, key=lambda r: r["val"])
+    assert fitted.posthoc == {"tau_norm": best["tau_norm"], "ensemble": best["ensemble"]}
+
+
 def test_tip_adapter_selects_alpha_beta_on_val(lt, data):
     fitted = fit_method("tip_adapter", data, {"shots": 16})
     assert len(fitted.extra["posthoc_val"]) == 8 * 7
