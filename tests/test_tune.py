@@ -150,13 +150,18 @@ def test_the_holdout_keeps_each_images_views(caches):
         np.testing.assert_array_equal(sub.aug.rows[sub.aug.offsets[j]:sub.aug.offsets[j + 1]], split.aug.rows[a:b])
 
 
-def test_an_interrupted_tune_resumes_with_the_points_an_uninterrupted_one_runs(caches, tmp_path, monkeypatch):
+@pytest.mark.parametrize("sampler,trials", [("grid", 4), ("tpe", 4), ("tpe", 13)])
+def test_an_interrupted_tune_resumes_with_the_points_an_uninterrupted_one_runs(caches, tmp_path, monkeypatch,
+                                                                               sampler, trials):
     """Trials run in memory and each finished one is stored at once: an interruption in the 3rd
-    trial keeps the first two, and the rerun runs the rest of the grid in the same order."""
+    trial keeps the first two, and the rerun runs the rest of the search as an uninterrupted one
+    does: the grid in the same order, and TPE (its 10 random start-up trials and the modelled
+    ones after them) the same points."""
     import lt_bench.tune.study as study
 
+    kw = dict(trials=trials, seeds=1, sampler=sampler)
     with FeatureCache(caches["val"]) as c:
-        whole = tune(c, "linear", tmp_path / "whole", trials=4, seeds=1)
+        whole = tune(c, "linear", tmp_path / "whole", **kw)
     calls = []
     real = study.fit_method
 
@@ -168,12 +173,12 @@ def test_an_interrupted_tune_resumes_with_the_points_an_uninterrupted_one_runs(c
 
     monkeypatch.setattr(study, "fit_method", dies_on_the_third)
     with FeatureCache(caches["val"]) as c, pytest.raises(KeyboardInterrupt):
-        tune(c, "linear", tmp_path / "cut", trials=4, seeds=1)
+        tune(c, "linear", tmp_path / "cut", **kw)
     assert [t.number for t in _trials(tmp_path / "cut")] == [0, 1]  # finished ones stored, the cut one not
     monkeypatch.setattr(study, "fit_method", real)
     with FeatureCache(caches["val"]) as c:
-        resumed = tune(c, "linear", tmp_path / "cut", trials=4, seeds=1)
-    assert resumed.selection.reused == 2 and len(resumed.selection.trial_seconds) == 2
+        resumed = tune(c, "linear", tmp_path / "cut", **kw)
+    assert resumed.selection.reused == 2 and len(resumed.selection.trial_seconds) == trials - 2
     assert [(t.params, t.value) for t in _trials(tmp_path / "cut")] == [(t.params, t.value)
                                                                          for t in _trials(tmp_path / "whole")]
     assert resumed.summary["test"] == whole.summary["test"]

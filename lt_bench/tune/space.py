@@ -95,6 +95,8 @@ def make_sampler(kind: str, space: dict[str, Param], seed: int):
 
     if kind == "grid":
         return optuna.samplers.GridSampler({k: list(p.values()) for k, p in space.items()}, seed=seed)
-    if kind == "tpe":
-        return optuna.samplers.TPESampler(seed=seed)
+    if kind == "tpe":  # seeded per trial: a resumed search samples what an uninterrupted one does
+        from .tpe import TrialSeededTPE
+
+        return TrialSeededTPE(seed)
     raise LTBenchError(f"unknown sampler {kind!r}; known: {known(SAMPLERS)}")
