@@ -244,6 +244,11 @@ def test_the_val_search_of_a_zero_shot_weight_scores_what_the_module_scores(data
         assert mean_class_accuracy(module.logits(xv), yv) == row["val"], row
     best = max(scores, key=lambda r: r["val"])
     assert fitted.posthoc == {"tau_norm": best["tau_norm"], "ensemble": best["ensemble"]}
+    from lt_bench.heads.methods import Param
+
+    space = {**METHODS["linear+zs"].space, "ensemble": Param("float", 0.0, 1.5, grid=(0.0, 1.5))}
+    with pytest.raises(LTBenchError, match=r"zero-shot weight w in \[0, 1\], not 1.5"):
+        fit_method("linear+zs", data, seed=0, space=space)  # lerp would extrapolate; the module refuses it
 
 
 def test_tip_adapter_selects_alpha_beta_on_val(lt, data):

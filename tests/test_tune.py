@@ -279,11 +279,16 @@ def test_post_hoc_values_are_selected_inside_each_trial_not_by_optuna(caches, tm
 def test_a_leaderboard_trains_each_family_once_with_the_results_of_separate_tunes(caches, tmp_path, monkeypatch):
     """linear, tau_norm and linear+zs train the same heads: run one after another (whatever order
     they are asked in), each recipe trains once, and every result equals its method's own tune."""
+    import lt_bench.heads.methods as methods_mod
     import lt_bench.heads.train as train_mod
     from lt_bench.tune.board import run_order
 
     names = ["linear", "ncm", "linear+zs", "cosine", "tau_norm"]
     assert run_order(names) == ["linear", "linear+zs", "tau_norm", "ncm", "cosine"]
+    with FeatureCache(caches["val"]) as c:
+        one = methods_mod._head_bytes(methods_mod.fit_method("linear", read_method_data(c), seed=0).extra["train_result"])
+    # room for one family's heads (3 trials + 1 more seed), not two: only the run order saves retraining
+    monkeypatch.setattr(methods_mod, "KEEP_TRAINED_BYTES", 4 * one)
     trained, real = [], train_mod.train_on_arrays
 
     def counting(*a, **k):
@@ -304,3 +309,16 @@ def test_a_leaderboard_trains_each_family_once_with_the_results_of_separate_tune
             alone = tune(c, name, tmp_path / name, trials=3, seeds=2)
         assert alone.summary["selected"] == board.tunes[name].summary["selected"]
         assert alone.summary["test"] == board.tunes[name].summary["test"]
+
+
+def test_a_study_of_the_plain_tpe_stream_is_refused_not_resumed_with_other_draws(caches, tmp_path):
+    import optuna
+
+    from lt_bench.tune.study import _storage
+
+    out = tmp_path / "t"
+    with FeatureCache(caches["val"]) as c:
+        tune(c, "linear", out, trials=2, seeds=1, sampler="tpe")
+    optuna.load_study(study_name="linear", storage=_storage(out)).set_user_attr("sampler", "tpe")  # as recorded before
+    with FeatureCache(caches["val"]) as c, pytest.raises(LTBenchError, match=r"another search \(sampler differ"):
+        tune(c, "linear", out, trials=3, seeds=1, sampler="tpe")

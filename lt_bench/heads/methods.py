@@ -404,24 +404,29 @@ def _select_on_val(method: Method, fitted: Fitted, data: MethodData, given: dict
 
 class _EnsembleMix:
     """Val logits of a ``+zs`` fit at any post-hoc values, the zero-shot weight w mixed in last:
-    the head's logits are computed once per value of its other post-hoc steps (tau_norm's 21)
-    and zero-shot's once, and each w is ``torch.lerp`` of the two, the operation
-    ``posthoc.ZeroShotEnsemble`` applies, so the scores are the module's to the bit (tau_norm+zs:
-    22 passes over val instead of 231)."""
+    the head's logits are computed once per value of its other post-hoc steps (tau_norm's 21;
+    ``ensemble`` is the last post-hoc name, so the grid runs every w of one such value in a row
+    and one array is kept) and zero-shot's once, and each w is ``torch.lerp`` of the two, the
+    operation ``posthoc.ZeroShotEnsemble`` applies, so the scores are the module's to the bit
+    (tau_norm+zs: 22 passes over val instead of 231)."""
 
     def __init__(self, fitted: Fitted, x: np.ndarray):
-        self.fitted, self.x, self.heads, self.zero_shot = fitted, x, {}, None
+        self.fitted, self.x, self.head, self.zero_shot = fitted, x, (None, None), None
 
     def __call__(self, values: dict) -> np.ndarray:
         import torch
 
+        from .posthoc import check_ensemble_weight
+
+        w = check_ensemble_weight(values["ensemble"])
         rest = {**values, "ensemble": None}
         key = tuple(sorted(rest.items()))
-        if key not in self.heads:
-            self.heads[key] = torch.from_numpy(self.fitted.rescore(rest)(self.x))
+        if self.head[0] != key:
+            self.head = (key, None)  # the previous array freed before the next is made
+            self.head = (key, torch.from_numpy(self.fitted.rescore(rest)(self.x)))
         if self.zero_shot is None:  # lerp(head, zero-shot, 1) is zero-shot exactly
             self.zero_shot = torch.from_numpy(self.fitted.rescore({**values, "ensemble": 1.0})(self.x))
-        return torch.lerp(self.heads[key], self.zero_shot, float(values["ensemble"])).numpy()
+        return torch.lerp(self.head[1], self.zero_shot, w).numpy()
 
 
 def method_data(cache, train_split: str = "train", val_split: str | None = "val", views: bool = True) -> MethodData:

@@ -58,14 +58,19 @@ class TauNormed(nn.Module):
         return self.scale * (f @ self.weight.t())
 
 
+def check_ensemble_weight(weight) -> float:
+    """The zero-shot weight w as a float, refused outside [0, 1] (lerp would extrapolate)."""
+    if not 0.0 <= float(weight) <= 1.0:
+        raise LTBenchError(f"--ensemble is the zero-shot weight w in [0, 1], not {weight}")
+    return float(weight)
+
+
 class ZeroShotEnsemble(nn.Module):
     """``(1 - w) * head(f) + w * scale * norm(f) @ T^T`` (WiSE-FT's output-space ensemble)."""
 
     def __init__(self, head: nn.Module, text_classifier, weight: float):
         super().__init__()
-        if not 0.0 <= weight <= 1.0:
-            raise LTBenchError(f"--ensemble is the zero-shot weight w in [0, 1], not {weight}")
-        self.head, self.w, self.scale = head, float(weight), float(getattr(head, "scale", 100.0))
+        self.head, self.w, self.scale = head, check_ensemble_weight(weight), float(getattr(head, "scale", 100.0))
         self.register_buffer("text", torch.as_tensor(np.asarray(text_classifier), dtype=torch.float32).clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

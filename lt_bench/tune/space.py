@@ -90,6 +90,12 @@ def suggest(trial, space: dict[str, Param]) -> dict:
     return params
 
 
+def sampler_id(kind: str) -> str:
+    """What a study records of its sampler: ``tpe/trial-seeded`` for TPE (``tpe.TrialSeededTPE``),
+    so that a study sampled by a plain TPE stream is refused, not resumed with other draws."""
+    return "tpe/trial-seeded" if kind == "tpe" else kind
+
+
 def make_sampler(kind: str, space: dict[str, Param], seed: int):
     import optuna
 

@@ -34,7 +34,7 @@ from ..heads.methods import Method, MethodData, Param, SplitData, fit_method, me
 from ..io import atomic_path, write_json
 from ..log import get_logger
 from .data import cache_identity, describe_identity
-from .space import describe_space, grid_size, make_sampler, suggest
+from .space import describe_space, grid_size, make_sampler, sampler_id, suggest
 
 log = get_logger(__name__)
 
@@ -143,7 +143,7 @@ def _open_studies(out: Path, method: Method, space: dict[str, Param], sampler: s
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     stored = optuna.create_study(study_name=method.name, storage=_storage(out), direction="maximize",
                                  load_if_exists=True)
-    recorded = {"space": describe_space(space), "sampler": sampler, "seed": seed}
+    recorded = {"space": describe_space(space), "sampler": sampler_id(sampler), "seed": seed}
     old = {k: stored.user_attrs.get(k) for k in recorded}
     finished = [t for t in stored.get_trials(deepcopy=False) if t.state.is_finished()]
     if finished and old != recorded:
