@@ -132,10 +132,11 @@ def test_bench_method_unit(benchmark, inlt_data, name):
         table=BOARD, row=f"{name} ({N:,} x {D}, {C} classes)" + (" (quick)" if QUICK else ""),
         unit_s=round(out["unit"], 2), train_s=round(out["fit"], 2), fits=_fits(name),
         total_s=round(out["unit"] * _fits(name), 1), torch_threads=THREADS or torch.get_num_threads(),
-        note="unit_s: one fit at the defaults + scoring val and test (an upper bound: a trial scores val only, a "
-             "final seed test only), in the leaderboard's order on one MethodData (a "
+        note="unit_s: one fit at the defaults + scoring val and test (a trial scores val only, a final seed test "
+             "only), in the leaderboard's order on one MethodData (a "
              "method after its training family, tau_norm and <m>+zs, reuses the family's trained heads as the "
-             "leaderboard does; train_s is still the training's cost); fits: trials (the grid's size when smaller; "
+             "leaderboard does, though their final seeds 1 and 2 retrain when they select another recipe than the "
+             "family's base did; train_s is still the training's cost); fits: trials (the grid's size when smaller; "
              "1 without hyperparameters) + seeds; total_s = unit_s x fits, an extrapolation of the leaderboard "
              "from the units (the sum over methods is the whole default leaderboard's estimate).")
 
